@@ -1,0 +1,45 @@
+# Sprechzimmer — developer entry points. `make up` is the main job, `make test` the test suite.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+COMPONENTS := contract hack/devcluster
+PYPROJECTS := $(addsuffix /pyproject.toml,$(COMPONENTS))
+
+.PHONY: help dev tools up down status lint test test-unit
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements-dev.txt $(PYPROJECTS)
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt $(addprefix -e ,$(COMPONENTS))
+	touch $@
+
+dev: $(VENV)/.installed ## install every component editable, plus the test tools, into .venv
+
+tools: ## build the pinned Kubernetes toolchain (cached in ~/.cache/sprechzimmer)
+	hack/build-tools.sh
+
+up: dev tools ## start the local cluster (or reuse it), install the CRDs, apply a sample session
+	$(PY) -m sprechzimmer.devcluster.cli up
+	@echo; $(CURDIR)/.tools/bin/kubectl --kubeconfig .cluster/kubeconfig get vs -A
+
+down: dev ## stop the local cluster and remove .cluster/
+	$(PY) -m sprechzimmer.devcluster.cli down
+
+status: dev ## is the local cluster running?
+	$(PY) -m sprechzimmer.devcluster.cli status
+
+lint: dev ## ruff, formatting and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy $(addsuffix /src,$(COMPONENTS))
+
+test-unit: dev ## only the tests that need no processes
+	$(BIN)/pytest -m unit
+
+test: dev tools lint ## everything: lint, unit, cluster and media tests
+	$(BIN)/pytest

@@ -1,0 +1,215 @@
+"""``sprechzimmer-devcluster up|down|status``: the local cluster behind ``make up``/``make down``.
+
+``up`` starts a detached supervisor process that owns the components (they die with it), waits
+until it reports ready, then applies the sample session. Running ``up`` again reuses a healthy
+cluster. Ctrl-C during ``up`` stops whatever was started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import yaml
+from sprechzimmer.devcluster.cluster import REPO_ROOT, ClusterError, LocalCluster, run_kubectl
+from sprechzimmer.devcluster.cluster import bin_dir as default_bin_dir
+
+DEFAULT_STATE = REPO_ROOT / ".cluster"
+SAMPLE = REPO_ROOT / "samples" / "videosession.yaml"
+_READY = "ready"
+_SUPERVISOR_PID = "supervisor.pid"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _supervisor_pid(state: Path) -> int | None:
+    try:
+        pid = int((state / _SUPERVISOR_PID).read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    return pid if _pid_alive(pid) else None
+
+
+def _healthy(state: Path) -> bool:
+    if _supervisor_pid(state) is None or not (state / _READY).exists():
+        return False
+    result = run_kubectl(
+        default_bin_dir(), state / "kubeconfig", ["get", "--raw=/readyz"], check=False
+    )
+    return result.returncode == 0
+
+
+def supervise(state: Path) -> int:
+    """Run the cluster in this process until SIGTERM/SIGINT; write ``ready`` once it is up."""
+    ready = threading.Event()
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if not ready.is_set():
+            raise SystemExit(128 + signum)  # abort the start; ``finally`` stops what runs
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, on_signal)
+    cluster = LocalCluster(state)
+    (state / _SUPERVISOR_PID).write_text(str(os.getpid()))
+    started = time.monotonic()
+    try:
+        cluster.start()
+        env = "".join(f"{k}={v}\n" for k, v in cluster.endpoints().items())
+        (state / "endpoints.env").write_text(env)
+        (state / "pids.json").write_text(json.dumps(cluster.pids()))
+        (state / _READY).write_text(f"{time.monotonic() - started:.2f}\n")
+        ready.set()
+        print(f"cluster ready in {time.monotonic() - started:.2f}s", flush=True)
+        while not stop.wait(1.0):
+            cluster.check_alive()
+    except ClusterError as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        cluster.stop()
+        (state / _READY).unlink(missing_ok=True)
+    return 0
+
+
+def up(state: Path, timeout: float) -> int:
+    started = time.monotonic()
+    if _healthy(state):
+        print(f"reusing the running cluster in {state}")
+    else:
+        _stop_supervisor(state)
+        shutil.rmtree(state, ignore_errors=True)
+        (state / "logs").mkdir(parents=True)
+        log = (state / "logs" / "supervisor.log").open("ab")
+        supervisor = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "sprechzimmer.devcluster.cli",
+                "supervise",
+                "--state",
+                str(state),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            while not (state / _READY).exists():
+                if supervisor.poll() is not None:
+                    tail = (state / "logs" / "supervisor.log").read_text(errors="replace")
+                    print(f"the cluster did not start:\n{tail[-3000:]}", file=sys.stderr)
+                    return 1
+                if time.monotonic() - started > timeout:
+                    raise ClusterError(f"cluster not ready after {timeout:.0f}s")
+                time.sleep(0.1)
+        except BaseException:
+            supervisor.terminate()
+            supervisor.wait(timeout=30)
+            raise
+        print(f"cluster ready in {time.monotonic() - started:.1f}s")
+    _apply_sample(state)
+    print(f"KUBECONFIG={state / 'kubeconfig'}")
+    print((state / "endpoints.env").read_text(), end="")
+    return 0
+
+
+def sample_session(now: dt.datetime) -> str:
+    """The sample session, scheduled a quarter of an hour from ``now`` so it is live."""
+    doc = yaml.safe_load(SAMPLE.read_text())
+    start = (now + dt.timedelta(minutes=15)).replace(second=0, microsecond=0)
+    doc["spec"]["scheduledStart"] = start.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return yaml.safe_dump(doc)
+
+
+def _apply_sample(state: Path) -> None:
+    kubeconfig = state / "kubeconfig"
+    exists = (
+        run_kubectl(
+            default_bin_dir(), kubeconfig, ["get", "-f", str(SAMPLE)], check=False
+        ).returncode
+        == 0
+    )
+    if not exists:
+        run_kubectl(
+            default_bin_dir(),
+            kubeconfig,
+            ["create", "-f", "-"],
+            input=sample_session(dt.datetime.now(dt.UTC)),
+        )
+
+
+def _stop_supervisor(state: Path, timeout: float = 30.0) -> None:
+    pid = _supervisor_pid(state)
+    if pid is None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _pid_alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def down(state: Path) -> int:
+    _stop_supervisor(state)
+    shutil.rmtree(state, ignore_errors=True)
+    print(f"stopped; removed {state}")
+    return 0
+
+
+def status(state: Path) -> int:
+    if _healthy(state):
+        print(f"running: KUBECONFIG={state / 'kubeconfig'}")
+        return 0
+    print("not running")
+    return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sprechzimmer-devcluster", description=__doc__)
+    parser.add_argument("command", choices=["up", "down", "status", "supervise"])
+    parser.add_argument("--state", type=Path, default=DEFAULT_STATE, help="state directory")
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for up")
+    args = parser.parse_args(argv)
+    state: Path = args.state.resolve()
+    try:
+        if args.command == "up":
+            return up(state, args.timeout)
+        if args.command == "down":
+            return down(state)
+        if args.command == "status":
+            return status(state)
+        return supervise(state)
+    except ClusterError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted; stopped what was started", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
