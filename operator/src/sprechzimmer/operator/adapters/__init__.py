@@ -1,0 +1,1 @@
+"""Adapters: the operator's only I/O (Kubernetes API, HTTP endpoints, logging)."""
