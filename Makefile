@@ -5,7 +5,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
-COMPONENTS := contract hack/devcluster
+COMPONENTS := contract hack/devcluster operator
 PYPROJECTS := $(addsuffix /pyproject.toml,$(COMPONENTS))
 
 .PHONY: help dev tools up down status lint test test-unit
@@ -23,8 +23,8 @@ dev: $(VENV)/.installed ## install every component editable, plus the test tools
 tools: ## build the pinned Kubernetes toolchain (cached in ~/.cache/sprechzimmer)
 	hack/build-tools.sh
 
-up: dev tools ## start the local cluster (or reuse it), install the CRDs, apply a sample session
-	$(PY) -m sprechzimmer.devcluster.cli up
+up: dev tools ## start the local cluster and the operator (or reuse them), apply a sample session
+	$(PY) -m sprechzimmer.devcluster.cli up --with=operator
 	@echo; $(CURDIR)/.tools/bin/kubectl --kubeconfig .cluster/kubeconfig get vs -A
 
 down: dev ## stop the local cluster and remove .cluster/

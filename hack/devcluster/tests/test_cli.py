@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -25,39 +26,44 @@ def _cli(state: Path, *args: str, timeout: float = 120) -> subprocess.CompletedP
 
 
 def _processes_using(state: Path) -> list[int]:
-    """PIDs whose command line mentions the state directory (every component's does)."""
+    """PIDs whose command line or environment mentions the state directory.
+
+    Every control-plane component has it in its flags; the operator in its KUBECONFIG.
+    """
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            cmdline = (entry / "cmdline").read_bytes() + (entry / "environ").read_bytes()
             stat = (entry / "stat").read_text()
         except OSError:
             continue
         zombie = stat.rsplit(")", 1)[1].split()[0] == "Z"
-        if str(state) in cmdline and not zombie:
+        if str(state).encode() in cmdline and not zombie:
             found.append(int(entry.name))
     return found
 
 
 def test_up_is_idempotent_and_down_leaves_nothing(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    first = _cli(state, "up")
+    first = _cli(state, "up", "--with=operator")
     assert first.returncode == 0, first.stderr
     assert "cluster ready" in first.stdout
     env = dict(line.split("=", 1) for line in (state / "endpoints.env").read_text().splitlines())
     assert env["KUBE_APISERVER_URL"].startswith("https://127.0.0.1:")
     assert {"ETCD_URL", "KUBE_CONTROLLER_MANAGER_URL", "KUBE_SCHEDULER_URL", "KWOK_URL"} <= set(env)
+    with urllib.request.urlopen(env["OPERATOR_METRICS_URL"], timeout=5) as metrics:
+        assert b"sprechzimmer_operator_" in metrics.read()
     assert (state / "kubeconfig").exists()
     assert {p.name for p in (state / "logs").iterdir()} >= {
         "etcd.log", "kube-apiserver.log", "kube-controller-manager.log", "kube-scheduler.log",
-        "kwok.log",
+        "kwok.log", "operator.log",
     }  # fmt: skip
     running = _processes_using(state)
-    assert len(running) >= 6  # supervisor + five components
+    assert len(running) >= 7  # supervisor + five components + operator
 
-    second = _cli(state, "up")
+    second = _cli(state, "up", "--with=operator")
     assert second.returncode == 0, second.stderr
     assert "reusing the running cluster" in second.stdout
     assert sorted(_processes_using(state)) == sorted(running)

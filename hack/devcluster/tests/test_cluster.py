@@ -166,6 +166,7 @@ def test_service_account_tokens_and_rbac(cluster: Cluster, namespace: str) -> No
     assert _api(cluster, f"/api/v1/namespaces/{namespace}/secrets", token) == 403
 
 
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion:DeprecationWarning")
 @pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1])
 def test_apiserver_refuses_old_tls(cluster: Cluster, version: ssl.TLSVersion) -> None:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)

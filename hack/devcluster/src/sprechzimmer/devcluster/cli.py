@@ -1,7 +1,8 @@
 """``sprechzimmer-devcluster up|down|status``: the local cluster behind ``make up``/``make down``.
 
-``up`` starts a detached supervisor process that owns the components (they die with it), waits
-until it reports ready, then applies the sample session. Running ``up`` again reuses a healthy
+``up`` starts a detached supervisor process that owns the components (they die with it) and
+the product components named with ``--with`` (e.g. the operator), waits until it reports ready,
+then applies the sample session. Running ``up`` again reuses a healthy
 cluster. Ctrl-C during ``up`` stops whatever was started.
 """
 
@@ -21,7 +22,14 @@ import time
 from pathlib import Path
 
 import yaml
-from sprechzimmer.devcluster.cluster import REPO_ROOT, ClusterError, LocalCluster, run_kubectl
+from sprechzimmer.devcluster.addons import ADDONS
+from sprechzimmer.devcluster.cluster import (
+    REPO_ROOT,
+    ClusterError,
+    LocalCluster,
+    run_kubectl,
+    wait_for,
+)
 from sprechzimmer.devcluster.cluster import bin_dir as default_bin_dir
 
 DEFAULT_STATE = REPO_ROOT / ".cluster"
@@ -57,7 +65,7 @@ def _healthy(state: Path) -> bool:
     return result.returncode == 0
 
 
-def supervise(state: Path) -> int:
+def supervise(state: Path, addons: list[str]) -> int:
     """Run the cluster in this process until SIGTERM/SIGINT; write ``ready`` once it is up."""
     ready = threading.Event()
     stop = threading.Event()
@@ -74,7 +82,10 @@ def supervise(state: Path) -> int:
     started = time.monotonic()
     try:
         cluster.start()
-        env = "".join(f"{k}={v}\n" for k, v in cluster.endpoints().items())
+        endpoints = cluster.endpoints()
+        for name in addons:
+            endpoints.update(ADDONS[name](cluster))
+        env = "".join(f"{k}={v}\n" for k, v in endpoints.items())
         (state / "endpoints.env").write_text(env)
         (state / "pids.json").write_text(json.dumps(cluster.pids()))
         (state / _READY).write_text(f"{time.monotonic() - started:.2f}\n")
@@ -91,7 +102,7 @@ def supervise(state: Path) -> int:
     return 0
 
 
-def up(state: Path, timeout: float) -> int:
+def up(state: Path, timeout: float, addons: list[str]) -> int:
     started = time.monotonic()
     if _healthy(state):
         print(f"reusing the running cluster in {state}")
@@ -108,6 +119,7 @@ def up(state: Path, timeout: float) -> int:
                 "supervise",
                 "--state",
                 str(state),
+                *(f"--with={name}" for name in addons),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -157,6 +169,13 @@ def _apply_sample(state: Path) -> None:
             ["create", "-f", "-"],
             input=sample_session(dt.datetime.now(dt.UTC)),
         )
+    if "OPERATOR_METRICS_URL" in (state / "endpoints.env").read_text():
+        phase = ["get", "-f", str(SAMPLE), "-o", "jsonpath={.status.phase}"]
+        wait_for(
+            "the operator to take on the sample session",
+            lambda: bool(run_kubectl(default_bin_dir(), kubeconfig, phase).stdout),
+            timeout=30,
+        )
 
 
 def _stop_supervisor(state: Path, timeout: float = 30.0) -> None:
@@ -193,16 +212,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["up", "down", "status", "supervise"])
     parser.add_argument("--state", type=Path, default=DEFAULT_STATE, help="state directory")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for up")
+    parser.add_argument(
+        "--with",
+        dest="addons",
+        action="append",
+        default=[],
+        choices=sorted(ADDONS),
+        help="also run this product component against the cluster (repeatable)",
+    )
     args = parser.parse_args(argv)
     state: Path = args.state.resolve()
     try:
         if args.command == "up":
-            return up(state, args.timeout)
+            return up(state, args.timeout, args.addons)
         if args.command == "down":
             return down(state)
         if args.command == "status":
             return status(state)
-        return supervise(state)
+        return supervise(state, args.addons)
     except ClusterError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

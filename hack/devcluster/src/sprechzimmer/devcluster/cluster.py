@@ -144,7 +144,13 @@ class Cluster:
         """Add a simulated node and wait until KWOK reports it Ready."""
         ip = external_ip or f"192.0.2.{(sum(name.encode()) % 200) + 50}"
         self.create_node(NodeSpec(name, region, zone, ip, cpu, memory, pods))
-        self.kubectl("wait", "--for=condition=Ready", f"node/{name}", "--timeout=30s")
+        wait_for(
+            f"node {name} Ready and untainted",
+            lambda: node_schedulable(
+                json.loads(self.kubectl("get", "node", name, "-o", "json").stdout)
+            ),
+            timeout=30,
+        )
 
     def delete_node(self, name: str) -> None:
         self.kubectl("delete", "node", name, "--wait=false", "--ignore-not-found")
@@ -294,7 +300,11 @@ class LocalCluster(Cluster):
         for name in ("kube-controller-manager", "kube-scheduler"):
             ca.issue(f"{name}-serving", name, server_names=local)
 
-    def _spawn(self, name: str, argv: list[str]) -> None:
+    def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
+        """Run one more process with the cluster: logged to ``logs/<name>.log``, stopped first."""
+        self._spawn(name, argv, env)
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
         log = self.layout.logs / f"{name}.log"
         proc = _Process(name, argv, log)
         with log.open("ab") as out:
@@ -303,6 +313,7 @@ class LocalCluster(Cluster):
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                env=None if env is None else {**os.environ, **env},
                 preexec_fn=_die_with_parent,
                 start_new_session=True,
             )
@@ -348,15 +359,21 @@ class LocalCluster(Cluster):
 
     def _nodes_ready(self) -> bool:
         items = self._get_json("/api/v1/nodes")["items"]
-        ready = {
-            n["metadata"]["name"]
-            for n in items
-            if any(
-                c["type"] == "Ready" and c["status"] == "True"
-                for c in n.get("status", {}).get("conditions", [])
-            )
+        return {n.name for n in self.nodes} <= {
+            n["metadata"]["name"] for n in items if node_schedulable(n)
         }
-        return {n.name for n in self.nodes} <= ready
+
+
+def node_schedulable(node: dict[str, Any]) -> bool:
+    """Ready, and the node controller has lifted the not-ready taint it puts on new nodes."""
+    ready = any(
+        c["type"] == "Ready" and c["status"] == "True"
+        for c in node.get("status", {}).get("conditions", [])
+    )
+    tainted = any(
+        t["key"].startswith("node.kubernetes.io/") for t in node.get("spec", {}).get("taints", [])
+    )
+    return ready and not tainted
 
 
 def _yaml_documents(paths: Iterable[Path]) -> list[dict[str, Any]]:
