@@ -33,10 +33,11 @@ down: dev ## stop the local cluster and remove .cluster/
 status: dev ## is the local cluster running?
 	$(PY) -m sprechzimmer.devcluster.cli status
 
-lint: dev ## ruff, formatting and mypy
+lint: dev ## ruff, formatting, mypy and the import-direction contracts (.importlinter)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy $(addsuffix /src,$(COMPONENTS))
+	$(BIN)/mypy $(addsuffix /src,$(COMPONENTS)) hack/bench
+	$(BIN)/lint-imports
 
 test-unit: dev ## only the tests that need no processes
 	$(BIN)/pytest -m unit
