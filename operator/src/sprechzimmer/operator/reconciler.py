@@ -179,6 +179,7 @@ class Reconciler:
         self._scheduler_wakeup = asyncio.Event()
         self._events: asyncio.Queue[dict[str, Any]] = asyncio.Queue(EVENT_QUEUE_SIZE)
         self.active = False
+        self._activated = asyncio.Event()
         self.seeded = False
         self._tasks: list[asyncio.Task[None]] = []
         self.last_loop_tick = time.monotonic()
@@ -583,6 +584,7 @@ class Reconciler:
         logger.info("becoming active", extra={"identity": self.identity})
         await self._seed()
         self.active = True
+        self._activated.set()
         self.metrics.active.set(1)
         for key in list(self.index.sessions):
             self.enqueue(key)
@@ -590,6 +592,7 @@ class Reconciler:
     def _become_standby(self) -> None:
         logger.info("standing by", extra={"identity": self.identity})
         self.active = False
+        self._activated.clear()
         self.metrics.active.set(0)
         self._heap.clear()
         self._wake_at.clear()
@@ -622,8 +625,7 @@ class Reconciler:
         """Sweep once soon after becoming active, then hourly: an operator restarted more often
         than hourly (rollouts, failovers) must still sweep."""
         while True:
-            while not self.active:
-                await asyncio.sleep(LEADERSHIP_POLL_SECONDS)
+            await self._activated.wait()
             if self.active:
                 try:
                     refs = []
