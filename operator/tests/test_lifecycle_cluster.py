@@ -60,7 +60,9 @@ def standalone(
     values = {
         "standalone": "true",
         "presence_namespace": namespace,
-        "idle_timeout": "4",
+        # Long, so a no-show's media pod stays while a slow machine checks it; the idle test
+        # sets its own.
+        "idle_timeout": "600",
         "retention": "3",
         "billing_checkpoint_interval": "2",
         **settings,
@@ -81,7 +83,7 @@ def codes_of(kube: Client, namespace: str, secret: str) -> tuple[str, str]:
 
 
 def test_one_to_one_lifecycle(start_operator: StartOperator, namespace: str, kube: Client) -> None:
-    op = standalone(start_operator, namespace)
+    op = standalone(start_operator, namespace, idle_timeout="4")
     create_session(kube, namespace, "eins", note="nur für die Praxis")
     wait_for("Ready", phase_is(kube, namespace, "eins", "Ready"))
     body = get_session(kube, namespace, "eins")
