@@ -5,7 +5,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
-COMPONENTS := contract hack/devcluster operator
+COMPONENTS := contract hack/devcluster operator media-pod
 PYPROJECTS := $(addsuffix /pyproject.toml,$(COMPONENTS))
 
 .PHONY: help dev tools up down status lint test test-unit
