@@ -36,7 +36,8 @@ status: dev ## is the local cluster running?
 lint: dev ## ruff, formatting, mypy and the import-direction contracts (.importlinter)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy $(addsuffix /src,$(COMPONENTS)) hack/bench
+	$(BIN)/mypy $(addsuffix /src,$(COMPONENTS)) hack/bench media-pod/bench
+	MYPYPATH=operator/tests $(BIN)/mypy --follow-imports=silent operator/bench
 	$(BIN)/lint-imports
 
 test-unit: dev ## only the tests that need no processes

@@ -10,6 +10,8 @@ pre-built RTP packets (no encoding), protected with their own SRTP session, and 
 datagrams on the socket, decrypting one in ``SAMPLE`` to read the send time from the payload.
 
 Scenarios, all in one run:
+  idle        five connected participants, no media: the SFU's CPU for ICE consent, timers and
+              housekeeping alone (what every call costs before anyone sends a packet).
   call        five publishers at 1.5 Mbit/s VP8-sized video (30 fps bursts) + Opus each:
               SFU CPU as % of one core, added latency p50/p99, loss.
   saturation  video-only load ramped until the SFU's core is busy: forwarded packets per
@@ -30,7 +32,7 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,7 @@ from aiortc import (
     RTCBundlePolicy,
     RTCConfiguration,
     RTCPeerConnection,
+    RTCRtpTransceiver,
     RTCSessionDescription,
 )
 from aiortc import sdp as aiortc_sdp
@@ -78,6 +81,28 @@ def cpu_times(pid: int) -> tuple[float, float]:
 
 def cpu_seconds(pid: int) -> float:
     return sum(cpu_times(pid))
+
+
+@dataclass
+class CpuWindow:
+    """CPU (user, system) and wall time of a process over one interval, read at the same two
+    instants: a percentage is CPU over the wall time of exactly that interval, so a process
+    pinned to one core cannot exceed 100 % (up to /proc's clock-tick resolution)."""
+
+    pid: int
+    user0: float = 0.0
+    system0: float = 0.0
+    wall0: float = 0.0
+
+    def start(self) -> None:
+        self.user0, self.system0 = cpu_times(self.pid)
+        self.wall0 = time.monotonic()
+
+    def stop(self) -> tuple[float, float, float]:
+        """(cpu seconds, of which system, wall seconds) since ``start``."""
+        user1, system1 = cpu_times(self.pid)
+        wall = time.monotonic() - self.wall0
+        return (user1 - self.user0) + (system1 - self.system0), system1 - self.system0, wall
 
 
 # --------------------------------------------------------------------------- load peers
@@ -196,25 +221,26 @@ async def join(session: aiohttp.ClientSession, url: str, name: str) -> LoadPeer:
         hooks._stub_sender(transceiver.sender)
     answer = aiortc_sdp.SessionDescription.parse(body["sdp"])
     ids = {e.uri: e.id for m in answer.media for e in m.rtp.headerExtensions}
-    peer = LoadPeer(name, pc)
     by_mid = {m.rtp.muxId: m for m in answer.media}
-    peer.audio = Stream(
-        audio.sender._ssrc,
-        by_mid[audio.mid].rtp.codecs[0].payloadType,
-        ext_block(ids, audio.mid, 30),
-    )
-    peer.video = Stream(
-        video.sender._ssrc,
-        by_mid[video.mid].rtp.codecs[0].payloadType,
-        ext_block(ids, video.mid, None),
-    )
+
+    def stream(transceiver: RTCRtpTransceiver, level: int | None) -> Stream:
+        mid = transceiver.mid
+        assert mid is not None, "negotiated transceivers have a mid"
+        payload_type = by_mid[mid].rtp.codecs[0].payloadType
+        assert payload_type is not None
+        return Stream(transceiver.sender._ssrc, payload_type, ext_block(ids, mid, level))
+
+    peer = LoadPeer(name, pc)
+    peer.audio = stream(audio, 30)
+    peer.video = stream(video, None)
     return peer
 
 
 # --------------------------------------------------------------------------- scenarios
 @dataclass
 class Sample:
-    seconds: float
+    seconds: float  # how long load was offered (rates are per this)
+    cpu_seconds: float  # wall time of the CPU window: sending plus the drain (CPU % per this)
     sfu_cpu: float
     sfu_system: float  # kernel share of sfu_cpu: UDP send/receive, epoll
     out_packets: float
@@ -248,13 +274,7 @@ async def measure(
     frame_packets: int,
 ) -> Sample:
     """Publish at the given per-publisher rates for ``seconds`` and measure."""
-    for peer in peers:
-        peer.received = 0
-        peer.latencies = []
-    in0, out0 = await sfu_counters(session, url)
-    user0, system0 = cpu_times(pid)
     loop = asyncio.get_running_loop()
-    start = loop.time()
     frame_rate = video_pps / frame_packets
     # Independent cameras and microphones: each publisher's frames are offset within the frame
     # interval instead of all five arriving at the same instant.
@@ -262,36 +282,28 @@ async def measure(
     frames_sent = [0] * len(peers)
     audio_sent = [0] * len(peers)
     tick = 0.001
-    while (now := loop.time()) - start < seconds:
-        elapsed = now - start
-        for index, peer in enumerate(peers):
-            assert peer.video is not None
-            assert peer.audio is not None
-            due = int(elapsed * frame_rate + offsets[index]) + 1
-            while frames_sent[index] < due:
-                peer.video.ts = (peer.video.ts + int(90000 / frame_rate)) & 0xFFFFFFFF
-                for i in range(frame_packets):
-                    peer.send(peer.video, VIDEO_PACKET, i == frame_packets - 1, i == 0)
-                frames_sent[index] += 1
-            due = int(elapsed * audio_pps + offsets[index]) + 1 if audio_pps else 0
-            while audio_sent[index] < due:
-                peer.audio.ts = (peer.audio.ts + 960) & 0xFFFFFFFF
-                peer.send(peer.audio, AUDIO_PACKET, True, False)
-                audio_sent[index] += 1
-        await asyncio.sleep(tick)
-    duration = loop.time() - start
-    await asyncio.sleep(0.2)  # let the tail drain before reading counters
-    user1, system1 = cpu_times(pid)
-    in1, out1 = await sfu_counters(session, url)
-    return Sample(
-        seconds=duration,
-        sfu_cpu=(user1 - user0) + (system1 - system0),
-        sfu_system=system1 - system0,
-        out_packets=out1 - out0,
-        in_packets=in1 - in0,
-        received=sum(p.received for p in peers),
-        latencies=[x for p in peers for x in p.latencies],
-    )
+
+    async def publish() -> None:
+        start = loop.time()
+        while (now := loop.time()) - start < seconds:
+            elapsed = now - start
+            for index, peer in enumerate(peers):
+                assert peer.video is not None
+                assert peer.audio is not None
+                due = int(elapsed * frame_rate + offsets[index]) + 1
+                while frames_sent[index] < due:
+                    peer.video.ts = (peer.video.ts + int(90000 / frame_rate)) & 0xFFFFFFFF
+                    for i in range(frame_packets):
+                        peer.send(peer.video, VIDEO_PACKET, i == frame_packets - 1, i == 0)
+                    frames_sent[index] += 1
+                due = int(elapsed * audio_pps + offsets[index]) + 1 if audio_pps else 0
+                while audio_sent[index] < due:
+                    peer.audio.ts = (peer.audio.ts + 960) & 0xFFFFFFFF
+                    peer.send(peer.audio, AUDIO_PACKET, True, False)
+                    audio_sent[index] += 1
+            await asyncio.sleep(tick)
+
+    return await sample_while(session, url, pid, peers, publish)
 
 
 async def measure_saturation(
@@ -305,35 +317,67 @@ async def measure_saturation(
     """Like ``measure`` for video only, from pre-protected packets (no latency samples)."""
     count = int(video_pps * seconds)
     queues = [peer.prebuild(count, 10) for peer in peers]
+    loop = asyncio.get_running_loop()
+
+    async def blast() -> None:
+        start = loop.time()
+        sent = 0
+        while sent < count:
+            due = min(count, int((loop.time() - start) * video_pps) + 1)
+            for peer, queue in zip(peers, queues, strict=True):
+                sendto, remote = peer.sock.sendto, peer.remote
+                for packet in queue[sent:due]:
+                    sendto(packet, remote)
+            sent = due
+            await asyncio.sleep(0.001)
+
+    return await sample_while(session, url, pid, peers, blast)
+
+
+async def sample_while(
+    session: aiohttp.ClientSession,
+    url: str,
+    pid: int,
+    peers: list[LoadPeer],
+    send: Callable[[], Awaitable[None]],
+) -> Sample:
+    """Run ``send`` and measure the SFU around it: its counters, its CPU, what peers received."""
     for peer in peers:
         peer.received = 0
         peer.latencies = []
     in0, out0 = await sfu_counters(session, url)
-    user0, system0 = cpu_times(pid)
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    sent = 0
-    while sent < count:
-        due = min(count, int((loop.time() - start) * video_pps) + 1)
-        for peer, queue in zip(peers, queues, strict=True):
-            sendto, remote = peer.sock.sendto, peer.remote
-            for packet in queue[sent:due]:
-                sendto(packet, remote)
-        sent = due
-        await asyncio.sleep(0.001)
-    duration = loop.time() - start
-    await asyncio.sleep(0.2)
-    user1, system1 = cpu_times(pid)
+    window = CpuWindow(pid)
+    window.start()
+    start = time.monotonic()
+    await send()
+    duration = time.monotonic() - start
+    await asyncio.sleep(0.2)  # let the tail drain before reading counters
+    cpu, system, wall = window.stop()
     in1, out1 = await sfu_counters(session, url)
     return Sample(
         seconds=duration,
-        sfu_cpu=(user1 - user0) + (system1 - system0),
-        sfu_system=system1 - system0,
+        cpu_seconds=wall,
+        sfu_cpu=cpu,
+        sfu_system=system,
         out_packets=out1 - out0,
         in_packets=in1 - in0,
         received=sum(p.received for p in peers),
-        latencies=[],
+        latencies=[x for p in peers for x in p.latencies],
     )
+
+
+async def measure_idle(pid: int, seconds: float) -> dict[str, float]:
+    """SFU CPU with everyone connected and nobody sending media (consent checks only)."""
+    window = CpuWindow(pid)
+    window.start()
+    await asyncio.sleep(seconds)
+    cpu, system, wall = window.stop()
+    return {
+        "participants": PARTICIPANTS,
+        "seconds": round(wall, 2),
+        "sfu_cpu_percent_of_one_core": round(100 * cpu / wall, 2),
+        "of_which_kernel_percent": round(100 * system / wall, 2),
+    }
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -507,6 +551,8 @@ async def run(args: argparse.Namespace, url: str, pid: int) -> dict[str, Any]:
             await asyncio.sleep(0.05)
         for peer in peers:
             peer.take_over()
+        results["idle"] = await measure_idle(pid, args.idle_seconds)
+        print(json.dumps({"idle": results["idle"]}), file=sys.stderr, flush=True)
         # Realistic call: 1.5 Mbit/s video (~156 pkt/s of 1200 B, 30 fps) + 50 pkt/s Opus.
         video_pps = 1_500_000 / 8 / VIDEO_PACKET
         await measure(session, url, pid, peers, 1.0, video_pps, 50, 5)  # warm-up, key frames
@@ -515,8 +561,8 @@ async def run(args: argparse.Namespace, url: str, pid: int) -> dict[str, Any]:
         results["call"] = {
             "publishers": PARTICIPANTS,
             "video_pps_per_publisher": round(video_pps),
-            "sfu_cpu_percent_of_one_core": round(100 * call.sfu_cpu / call.seconds, 2),
-            "of_which_kernel_percent": round(100 * call.sfu_system / call.seconds, 2),
+            "sfu_cpu_percent_of_one_core": round(100 * call.sfu_cpu / call.cpu_seconds, 2),
+            "of_which_kernel_percent": round(100 * call.sfu_system / call.cpu_seconds, 2),
             "in_pps": round(call.in_packets / call.seconds),
             "out_pps": round(call.out_packets / call.seconds),
             "delivery_ratio": round(call.received / expected, 4) if expected else None,
@@ -524,17 +570,18 @@ async def run(args: argparse.Namespace, url: str, pid: int) -> dict[str, Any]:
             "latency_ms_p99": round(1000 * percentile(call.latencies, 0.99), 3),
             "latency_samples": len(call.latencies),
         }
+        print(json.dumps({"call": results["call"]}), file=sys.stderr, flush=True)
         steps: list[dict[str, Any]] = []
         rate = 500.0
-        while rate <= args.max_rate:
+        while rate <= args.max_rate and not args.no_saturation:
             sample = await measure_saturation(session, url, pid, peers, args.step_seconds, rate)
             step = {
                 "offered_in_pps": round(rate * PARTICIPANTS),
                 "in_pps": round(sample.in_packets / sample.seconds),
                 "out_pps": round(sample.out_packets / sample.seconds),
                 "received_pps": round(sample.received / sample.seconds),
-                "sfu_cpu": round(sample.sfu_cpu / sample.seconds, 3),
-                "sfu_kernel": round(sample.sfu_system / sample.seconds, 3),
+                "sfu_cpu": round(sample.sfu_cpu / sample.cpu_seconds, 3),
+                "sfu_kernel": round(sample.sfu_system / sample.cpu_seconds, 3),
                 "out_per_cpu_second": round(sample.out_packets / max(sample.sfu_cpu, 1e-9)),
             }
             steps.append(step)
@@ -556,6 +603,10 @@ def main() -> int:
     parser.add_argument("--sfu-core", type=int, default=0)
     parser.add_argument("--load-core", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--idle-seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--no-saturation", action="store_true", help="idle and call only (no ramp, no raw limit)"
+    )
     parser.add_argument("--step-seconds", type=float, default=3.0)
     parser.add_argument("--max-rate", type=float, default=12000.0, help="per publisher, pkt/s")
     parser.add_argument("--raw-packets", type=int, default=20000)
@@ -564,6 +615,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.quick:
         args.seconds, args.step_seconds, args.max_rate, args.raw_packets = 3.0, 2.0, 3000.0, 4000
+        args.idle_seconds = 3.0
     os.sched_setaffinity(0, {args.load_core})
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -571,31 +623,37 @@ def main() -> int:
     load1 = os.getloadavg()[0]
     with sfu_process(port, args.sfu_core, args.profile) as process:
         results = uvloop.run(run(args, url, process.pid))
-    # The raw limit on the SFU's core, in a child so that the pinning matches.
-    raw = subprocess.run(
-        [sys.executable, __file__, "--raw-child", str(args.raw_packets)],
-        capture_output=True,
-        text=True,
-        check=True,
-        preexec_fn=lambda: os.sched_setaffinity(0, {args.sfu_core}),
-    )
-    results["raw"] = json.loads(raw.stdout)
-    best = max(results["saturation"], key=lambda s: s["out_per_cpu_second"])
-    raw_pps = 1e6 / results["raw"]["us_per_sent_packet_1to4"]
-    results["summary"] = {
+    summary: dict[str, Any] = {
         "taken_at": started,
         "load_average_1min_at_start": round(load1, 2),
-        "forwarded_pps_per_core": best["out_per_cpu_second"],
-        "highest_out_pps": max(step["out_pps"] for step in results["saturation"]),
-        "sfu_cpu_at_highest": max(results["saturation"], key=lambda s: s["out_pps"])["sfu_cpu"],
-        "raw_limit_pps_per_core_1to4": round(raw_pps),
-        "sfu_vs_raw_cost_ratio": round(raw_pps / best["out_per_cpu_second"], 2),
+        "idle_cpu_percent": results["idle"]["sfu_cpu_percent_of_one_core"],
         "call_cpu_percent": results["call"]["sfu_cpu_percent_of_one_core"],
         "call_latency_ms_p50_p99": [
             results["call"]["latency_ms_p50"],
             results["call"]["latency_ms_p99"],
         ],
     }
+    if results["saturation"]:
+        # The raw limit on the SFU's core, in a child so that the pinning matches.
+        raw = subprocess.run(
+            [sys.executable, __file__, "--raw-child", str(args.raw_packets)],
+            capture_output=True,
+            text=True,
+            check=True,
+            preexec_fn=lambda: os.sched_setaffinity(0, {args.sfu_core}),
+        )
+        results["raw"] = json.loads(raw.stdout)
+        best = max(results["saturation"], key=lambda s: s["out_per_cpu_second"])
+        highest = max(results["saturation"], key=lambda s: s["out_pps"])
+        raw_pps = 1e6 / results["raw"]["us_per_sent_packet_1to4"]
+        summary |= {
+            "forwarded_pps_per_core": best["out_per_cpu_second"],
+            "highest_out_pps": highest["out_pps"],
+            "sfu_cpu_at_highest": highest["sfu_cpu"],
+            "raw_limit_pps_per_core_1to4": round(raw_pps),
+            "sfu_vs_raw_cost_ratio": round(raw_pps / best["out_per_cpu_second"], 2),
+        }
+    results["summary"] = summary
     print(json.dumps(results, indent=2))
     return 0
 

@@ -110,7 +110,7 @@ class Load:
         while True:
             try:
                 async for _, obj in self.client.watch(VideoSession, namespace="*"):
-                    body = obj.to_dict()  # type: ignore[attr-defined]
+                    body: dict[str, Any] = obj.to_dict()  # type: ignore[no-untyped-call]
                     st = body.get("status") or {}
                     key = (body["metadata"]["namespace"], body["metadata"]["name"])
                     if key in self.ready or key not in self.sent:
@@ -157,7 +157,7 @@ class Load:
             key = (body["metadata"]["namespace"], body["metadata"]["name"])
             try:
                 self.sent[key] = time.monotonic()
-                await self.client.create(VideoSession.from_dict(body))  # type: ignore[union-attr,attr-defined]
+                await self.client.create(VideoSession.from_dict(body))  # type: ignore[union-attr]
             except ApiError as err:
                 self.create_errors += 1
                 self.sent.pop(key, None)
@@ -203,7 +203,8 @@ class CpuMeter:
 
 
 def add_nodes(cluster: Cluster, count: int) -> list[str]:
-    items, names = [], []
+    items: list[dict[str, Any]] = []
+    names: list[str] = []
     total = sum(w for _, w in REGIONS)
     for region, weight in REGIONS:
         for j in range(max(1, round(count * weight / total))):

@@ -136,7 +136,7 @@ def main() -> int:
 
         def all_ready() -> bool:
             phases = [
-                (o.status or {}).get("phase")  # type: ignore[attr-defined]
+                (o.to_dict().get("status") or {}).get("phase")  # type: ignore[no-untyped-call]
                 for o in kube.list(VideoSession, namespace=namespace)
             ]
             return phases.count("Ready") == len(names)
