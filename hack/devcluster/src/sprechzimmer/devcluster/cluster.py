@@ -184,6 +184,7 @@ class LocalCluster(Cluster):
             state_dir=self.state_dir,
             ports=components.Ports(*free_ports(6)),
             kwok_config=KWOK_CONFIG,
+            profiling=os.environ.get("SPRECHZIMMER_DEVCLUSTER_PROFILING") == "1",
         )
         super().__init__(self.layout.kubeconfig, self.binaries)
 

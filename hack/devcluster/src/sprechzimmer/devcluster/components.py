@@ -46,6 +46,7 @@ class Layout:
     state_dir: Path
     ports: Ports
     kwok_config: Path
+    profiling: bool = False  # kube-apiserver's /debug/pprof, for benchmarks only
 
     @property
     def pki(self) -> Path:
@@ -115,7 +116,7 @@ def kube_apiserver(layout: Layout) -> list[str]:
         f"--api-audiences={SERVICE_ACCOUNT_ISSUER}",
         f"--service-cluster-ip-range={SERVICE_CIDR}",
         "--allow-privileged=false",
-        "--profiling=false",
+        f"--profiling={str(layout.profiling).lower()}",
         "--enable-admission-plugins=NodeRestriction",
         # Room for the operator benchmark's burst of writes on a two-core machine.
         "--max-requests-inflight=1600",
