@@ -20,14 +20,28 @@ from pathlib import Path
 from typing import Any
 
 from lightkube import ApiError, Client
+from lightkube.generic_resource import create_namespaced_resource
 from lightkube.models.coordination_v1 import LeaseSpec
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.coordination_v1 import Lease
 from lightkube.resources.core_v1 import Pod, Secret
 from lightkube.types import PatchType
-from sprechzimmer.contract import LABEL_PRESENCE_LEASE, LABEL_SESSION_UID, PRESENCE_LEASE_VALUE
+from sprechzimmer.contract import (
+    GROUP,
+    KIND,
+    LABEL_PRESENCE_LEASE,
+    LABEL_SESSION_UID,
+    PLURAL,
+    PRESENCE_LEASE_VALUE,
+    USAGE_RECORD_KIND,
+    USAGE_RECORD_PLURAL,
+    VERSION,
+)
 from sprechzimmer.devcluster.cluster import free_ports
-from sprechzimmer.operator.adapters.kube import UsageRecord, VideoSession
+
+# The tests' own client (lightkube) for the product's kinds; the operator itself speaks REST.
+VideoSession = create_namespaced_resource(GROUP, VERSION, KIND, PLURAL)
+UsageRecord = create_namespaced_resource(GROUP, VERSION, USAGE_RECORD_KIND, USAGE_RECORD_PLURAL)
 
 SHARED_KEY = "cluster-test-shared-key-0123456789abcdef"
 

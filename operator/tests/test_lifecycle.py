@@ -146,7 +146,7 @@ MEDIA1 = {
             at(minutes=-4),
             [],
             Phase.SCHEDULED,
-            ["EnsureMediaSecret", "PatchStatus", "CreateMediaPod", "PatchStatus"],
+            ["EnsureMediaSecret", "PatchStatus", "CreateMediaPod"],
         ),
         (
             "group before window: no pod",
@@ -170,7 +170,7 @@ MEDIA1 = {
             at(60),
             [media_pod(phase="Failed", ready=False)],
             Phase.ACTIVE,
-            ["EnsureMediaSecret", "PatchStatus", "CreateMediaPod", "DeletePod", "PatchStatus"],
+            ["EnsureMediaSecret", "DeletePod", "PatchStatus", "CreateMediaPod"],
         ),
         (
             "group unschedulable → Failed, pod removed",
@@ -202,7 +202,7 @@ MEDIA1 = {
             at(minutes=30),
             [],
             Phase.SCHEDULED,
-            ["EnsureMediaSecret", "PatchStatus", "CreateMediaPod", "PatchStatus"],
+            ["EnsureMediaSecret", "PatchStatus", "CreateMediaPod"],
         ),
         (
             "Failed sticks while the spec is unchanged",
@@ -220,7 +220,7 @@ MEDIA1 = {
             at(60),
             [],
             Phase.SCHEDULED,
-            ["EnsureMediaSecret", "PatchStatus", "CreateMediaPod", "PatchStatus"],
+            ["EnsureMediaSecret", "PatchStatus", "CreateMediaPod"],
         ),
         (
             "expiry tears down in order",
@@ -423,3 +423,11 @@ def test_unschedulable_within_grace_waits_then_fails() -> None:
     failed = plan(body, at(15), pods=[pod])
     assert failed.phase is Phase.FAILED
     assert "0/2 nodes are available" in status_patch(failed)["message"]
+
+
+def test_one_event_per_step() -> None:
+    """MediaPodCreated already says the call is starting: no second event for the phase."""
+    p = plan(issued(clients=3, status=status(Phase.SCHEDULED)), at(1))
+    assert [e.reason for e in p.events] == ["MediaPodCreated"]
+    one_to_one = plan(issued(clients=1, status=status(Phase.SCHEDULED)), at(1))
+    assert [e.reason for e in one_to_one.events] == ["Ready"]

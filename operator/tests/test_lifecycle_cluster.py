@@ -23,6 +23,7 @@ from sprechzimmer.operator.core.codes import code_digest
 from support import (
     SHARED_KEY,
     OperatorProcess,
+    VideoSession,
     create_session,
     delete_sessions,
     get_session,
@@ -290,7 +291,6 @@ def test_deletion_runs_the_finalizer(
     uid = create_session(kube, namespace, "abgesagt")["metadata"]["uid"]
     wait_for("Ready", phase_is(kube, namespace, "abgesagt", "Ready"))
     secret = status(kube, namespace, "abgesagt")["codesSecretName"]
-    from sprechzimmer.operator.adapters.kube import VideoSession
 
     kube.delete(VideoSession, "abgesagt", namespace=namespace)
     wait_for("gone", lambda: get_session(kube, namespace, "abgesagt") is None)

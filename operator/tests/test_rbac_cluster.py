@@ -26,8 +26,10 @@ from lightkube.models.authorization_v1 import ResourceAttributes, SubjectAccessR
 from lightkube.resources.authorization_v1 import SubjectAccessReview
 from lightkube.resources.core_v1 import Event
 from sprechzimmer.contract import FINALIZER
-from sprechzimmer.operator.adapters.kube import API_ACCESS, UsageRecord, VideoSession
+from sprechzimmer.operator.adapters.kube import API_ACCESS
 from support import (
+    UsageRecord,
+    VideoSession,
     create_session,
     delete_sessions,
     get_session,

@@ -36,11 +36,11 @@ import pytest
 from lightkube import Client
 from lightkube.resources.core_v1 import Secret
 from sprechzimmer.contract import FINALIZER
-from sprechzimmer.operator.adapters.kube import VideoSession
 from sprechzimmer.operator.core import billing
 from sprechzimmer.operator.core.model import BillingState, Lease, Presence, minutes_for, parse_time
 from support import (
     OperatorProcess,
+    VideoSession,
     create_session,
     delete_sessions,
     media_pods,

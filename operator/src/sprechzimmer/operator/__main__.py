@@ -54,8 +54,17 @@ def load_settings() -> OperatorSettings:
     return _FileThenEnv(**values)
 
 
+class _NoDiffBase(kopf.AnnotationsDiffBaseStorage):
+    """Kopf builds a diff base (a deep copy of the object) on every watch event for its change
+    handlers; with raw event handlers only, nothing ever compares them, so build none."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
+        return kopf.BodyEssence()
+
+
 def kopf_settings(settings: OperatorSettings, priority: int) -> kopf.OperatorSettings:
     ks = kopf.OperatorSettings()
+    ks.persistence.diffbase_storage = _NoDiffBase()
     ks.posting.enabled = False  # we post our own, readable events
     ks.peering.name = settings.peering_name
     ks.peering.priority = priority

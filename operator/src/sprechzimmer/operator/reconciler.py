@@ -348,7 +348,7 @@ class Reconciler:
             pods=self.index.pods_of(session.uid),
             nodes=self.index.nodes,
             leases=self.index.leases,
-            port_uses=list(self.index.port_uses.values()) if session.group else [],
+            port_uses=self.index.port_uses.values(),
             now=now,
         )
         plan = lifecycle.plan(observed, self.settings)

@@ -17,7 +17,7 @@ clock alone. The reconciler executes plans and never decides anything itself.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -134,7 +134,9 @@ class Observed:
     pods: Sequence[MediaPod]  # the session's media pods, alive or not
     nodes: Mapping[str, Node]
     leases: Mapping[str, Lease]
-    port_uses: Sequence[hostports.PortUse]  # all live media pods' ports (cluster-wide)
+    # All live media pods' ports (cluster-wide); read only when a pod is to be placed, so the
+    # shell passes a live view instead of copying it for every reconcile.
+    port_uses: Collection[hostports.PortUse]
     now: datetime
 
 
@@ -150,6 +152,8 @@ class Plan:
     media_ready: bool = False
     notes: tuple[str, ...] = field(default=())
 
+
+_WAITING_FOR_SCHEDULER = ("Pending", "Waiting for the scheduler")
 
 _PHASE_EVENTS: dict[Phase, tuple[str, str, str]] = {
     Phase.SCHEDULED: ("Normal", "Scheduled", "Codes issued; waiting for the start window"),
@@ -212,6 +216,7 @@ def _live(observed: Observed, settings: OperatorSettings) -> Plan:
     placement_failed = False
     media_ready = False
     failed_reason: tuple[str, str] | None = None
+    create_pod: CreateMediaPod | None = None
     delete_names = [p.name for p in live_pods if current is None or p.name != current.name]
     # Dead pods are removed too, so a finished pod never lingers next to its replacement.
     delete_names += [p.name for p in observed.pods if not p.alive and not p.deleting]
@@ -273,7 +278,7 @@ def _live(observed: Observed, settings: OperatorSettings) -> Plan:
                 observed.port_uses,
                 seed=f"{s.uid}/{s.media.incarnation + 1}",
             )
-            settled = [u for u in observed.port_uses if u.node is not None]
+            settled = (u for u in observed.port_uses if u.node is not None)
             if nodes and port is None and hostports.allocate(ports, nodes, settled, seed=s.uid):
                 # Only pods still waiting for the scheduler hold the ports: wait, do not fail.
                 conds.append(
@@ -301,17 +306,13 @@ def _live(observed: Observed, settings: OperatorSettings) -> Plan:
                     "incarnation": incarnation,
                 }
                 actions.append(EnsureMediaSecret())
-                # The pod name is recorded before the pod exists: a crash in between re-creates
-                # the same pod (AlreadyExists) instead of a second one.
-                actions.append(PatchStatus(_status_patch_media(media)))
-                actions.append(CreateMediaPod(incarnation, port))
+                # The status patch (with the pod name) goes before the pod: see below.
+                create_pod = CreateMediaPod(incarnation, port)
                 verb = "MediaPodRecreated" if s.media.incarnation else "MediaPodCreated"
                 events.append(
                     Event("Normal", verb, f"Media pod {incarnation} requested on TURN port {port}")
                 )
-                conds.append(
-                    Condition(ConditionType.MEDIA_PLACED, False, "Pending", "Media pod created")
-                )
+                conds.append(Condition(ConditionType.MEDIA_PLACED, False, *_WAITING_FOR_SCHEDULER))
             joinable = False
         elif state is placement.MediaState.UNSCHEDULABLE and not _grace_over(
             current, now, settings
@@ -335,9 +336,7 @@ def _live(observed: Observed, settings: OperatorSettings) -> Plan:
             )
             joinable = False
         elif state is placement.MediaState.PENDING:
-            conds.append(
-                Condition(ConditionType.MEDIA_PLACED, False, "Pending", "Waiting for the scheduler")
-            )
+            conds.append(Condition(ConditionType.MEDIA_PLACED, False, *_WAITING_FOR_SCHEDULER))
             joinable = False
         else:
             assert current is not None
@@ -409,7 +408,14 @@ def _live(observed: Observed, settings: OperatorSettings) -> Plan:
         status_patch["billing"] = step.state.serialize()
     if status_patch:
         actions.append(PatchStatus({"status": status_patch}))
-    if phase != s.phase:
+    if create_pod is not None:
+        # After the status that records the pod's name and incarnation: a crash in between
+        # leaves a recorded incarnation without a pod, and the next plan moves on to the next
+        # incarnation and port instead of creating a second pod for the same one.
+        actions.append(create_pod)
+    if phase != s.phase and not events:
+        # One event per step: a plan that already says what happened (e.g. MediaPodCreated)
+        # does not also announce the phase it implies.
         kind, reason, message = _PHASE_EVENTS[phase]
         if phase is Phase.FAILED and failed_reason is not None:
             reason, message = failed_reason
@@ -446,10 +452,6 @@ def _current_pod(s: Session, live_pods: Sequence[MediaPod]) -> MediaPod | None:
         if pod.name == s.media.pod_name:
             return pod
     return max(live_pods, key=lambda p: p.name, default=None)
-
-
-def _status_patch_media(media: Mapping[str, Any]) -> dict[str, Any]:
-    return {"status": {"media": dict(media)}}
 
 
 def _diff_status(
