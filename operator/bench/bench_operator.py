@@ -20,6 +20,12 @@ What it does:
 5. Takeover: SIGKILL of the leader; time until a session created right after the kill is Ready
    (the standby must wait out the peering lifetime, then list everything).
 
+Before any operator runs, a ceiling: ``--ceiling`` sessions created as fast as the API server
+takes them (256 in flight), with nothing else writing — every session needs at least this create,
+so no operator on this machine can start sessions faster. Run it on a cluster you throw away
+afterwards (``sprechzimmer-devcluster --state /tmp/bench up`` … ``down``): it leaves its
+namespaces, sessions and nodes behind.
+
 ``--profile DIR`` records the leading replica with py-spy during the ladder (speedscope JSON).
 """
 
@@ -47,8 +53,7 @@ from sprechzimmer.devcluster.cluster import Cluster, node_schedulable
 from sprechzimmer.devcluster.nodes import NodeSpec, node_manifest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from sprechzimmer.operator.adapters.kube import VideoSession
-from support import OperatorProcess, iso, now, wait_for
+from support import OperatorProcess, VideoSession, iso, now, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 REGIONS = [("de-fra", 40), ("de-ber", 25), ("at-vie", 30), ("nl-ams", 5)]
@@ -87,6 +92,7 @@ class Load:
         self.config = KubeConfig.from_file(kubeconfig)
         self.namespaces = namespaces
         self.rng = rng
+        self.group: set[tuple[str, str]] = set()
         self.sent: dict[tuple[str, str], float] = {}
         self.ready: dict[tuple[str, str], float] = {}
         self.failed: dict[tuple[str, str], str] = {}
@@ -128,6 +134,8 @@ class Load:
     def body(self) -> dict[str, Any]:
         self.seq += 1
         group = self.rng.random() < 0.3
+        if group:
+            self.group.add((self.namespaces[self.seq % len(self.namespaces)], f"b{self.seq:06d}"))
         return {
             "apiVersion": "sprechzimmer.io/v1alpha1",
             "kind": "VideoSession",
@@ -238,6 +246,31 @@ def control_plane_pids(kubeconfig: Path) -> dict[str, int]:
     return {k: v for k, v in pids.items() if k != "kube-controller-manager"}
 
 
+async def measure_ceiling(
+    args: argparse.Namespace, kube: Client, namespace: str, cp: dict[str, int]
+) -> dict[str, Any]:
+    """Creates/s the API server takes with no operator running; the namespace is then removed
+    (its sessions have no finalizer yet) before any operator starts."""
+    kube.create(Namespace(metadata=ObjectMeta(name=namespace)))
+    load = Load(args.kubeconfig, [namespace], random.Random(args.seed))  # noqa: S311
+    await load.start()
+    meter = CpuMeter(cp)
+    _, achieved = await load.create_at(1e6, args.ceiling / 1e6)  # unpaced: as fast as it goes
+    cpu = meter.read()
+    await load.stop()
+    kube.delete(Namespace, namespace)
+
+    def gone() -> bool:
+        try:
+            kube.get(Namespace, namespace)
+        except ApiError as err:
+            return err.status.code == 404
+        return False
+
+    wait_for("ceiling namespace removed", gone, 300)
+    return {"sessions": args.ceiling, "creates_per_s": round(achieved, 1), "cpu_percent": cpu}
+
+
 async def amain(args: argparse.Namespace) -> dict[str, Any]:
     rng = random.Random(args.seed)  # noqa: S311 - a reproducible load mix
     kube = Client(config=KubeConfig.from_file(args.kubeconfig))
@@ -249,6 +282,11 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
     nodes = add_nodes(cluster, args.nodes)
     wait_for(f"{len(nodes)} nodes Ready", lambda: nodes_ready(cluster, nodes), 120)
     print(f"{len(nodes)} KWOK nodes Ready; namespaces {namespaces[0]}..", flush=True)
+    cp = control_plane_pids(args.kubeconfig)
+    result: dict[str, Any] = {"nodes": len(nodes), "workers": args.workers, "ladder": []}
+    if args.ceiling:
+        result["ceiling"] = await measure_ceiling(args, kube, f"bench-{run}-ceiling", cp)
+        print(json.dumps({"ceiling": result["ceiling"]}), flush=True)
     logdir = Path(tempfile.mkdtemp(prefix="bench-op-"))
     peering = f"bench-{run}"
     settings = {
@@ -268,8 +306,6 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
     ops[1].start()
     wait_for("standby up", lambda: ops[1].metric("sprechzimmer_operator_leader") == 0.0, 60)
     leader = ops[0]
-    cp = control_plane_pids(args.kubeconfig)
-    result: dict[str, Any] = {"nodes": len(nodes), "workers": args.workers, "ladder": []}
     load = Load(args.kubeconfig, namespaces, rng)
     await load.start()
     profiler = None
@@ -326,6 +362,11 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
             done = await load.wait_ready(keys, 60)
             cpu = meter.read()
             lat = [load.ready[k] - load.sent[k] for k in keys if k in load.ready]
+            by_mode: dict[str, list[float]] = {"one_to_one": [], "group": []}
+            for k in keys:
+                if k in load.ready:
+                    mode = "group" if k in load.group else "one_to_one"
+                    by_mode[mode].append(load.ready[k] - load.sent[k])
             ready = [k for k in keys if k in load.ready]
             first = min(load.sent[k] for k in keys if k in load.sent)
             last_ready = max(load.ready[k] for k in ready) if ready else float("nan")
@@ -338,6 +379,10 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
                 "p50_s": round(pct(lat, 50), 3),
                 "p99_s": round(pct(lat, 99), 3),
                 "max_s": round(max(lat), 3) if lat else None,
+                "p50_p99_s_by_mode": {
+                    mode: [round(pct(v, 50), 3), round(pct(v, 99), 3)]
+                    for mode, v in by_mode.items()
+                },
                 "drain_after_step_s": round(done - end, 2),
                 "cpu_percent": cpu,
                 "operator_rss_mb": round(rss_mb(leader.pid), 1),
@@ -378,10 +423,6 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
         await load.stop()
         for op in ops:
             op.stop()
-        if not args.keep:
-            for ns in namespaces:
-                kube.delete(Namespace, ns)
-            cluster.kubectl("delete", "node", "--wait=false", *nodes)
     return result
 
 
@@ -399,7 +440,7 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=32)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--profile", type=Path, default=None)
-    ap.add_argument("--keep", action="store_true", help="leave namespaces and nodes in place")
+    ap.add_argument("--ceiling", type=int, default=3000, help="sessions for the ceiling (0: skip)")
     ap.add_argument("--out", type=Path, default=None, help="write the result JSON here")
     args = ap.parse_args()
     t0 = time.monotonic()

@@ -40,9 +40,9 @@ from lightkube.resources.core_v1 import Namespace
 from lightkube.types import PatchType
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from sprechzimmer.operator.adapters.kube import VideoSession
 from support import (
     OperatorProcess,
+    VideoSession,
     create_session,
     renew_lease,
     wait_for,
