@@ -36,6 +36,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import resource
 import secrets
 import signal
@@ -238,6 +239,21 @@ def nodes_ready(cluster: Cluster, names: list[str]) -> bool:
     return set(names) <= ready
 
 
+def api_requests(cluster: Cluster) -> dict[tuple[str, str, str], float]:
+    """The API server's request counters by (verb, resource, subresource)."""
+    counts: dict[tuple[str, str, str], float] = {}
+    for line in cluster.kubectl("get", "--raw", "/metrics").stdout.splitlines():
+        if line.startswith("apiserver_request_total{"):
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', line))
+            key = (
+                labels.get("verb", ""),
+                labels.get("resource", ""),
+                labels.get("subresource", ""),
+            )
+            counts[key] = counts.get(key, 0.0) + float(line.rsplit(" ", 1)[1])
+    return counts
+
+
 def control_plane_pids(kubeconfig: Path) -> dict[str, int]:
     pids_file = kubeconfig.parent / "pids.json"
     if not pids_file.exists():
@@ -293,6 +309,9 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
         "peering_name": peering,
         "presence_namespace": namespaces[0],
         "log_level": "WARNING",
+        # Nobody joins the benchmark's sessions: keep them out of Idle (which would release
+        # their media pods while the steady state is measured).
+        "idle_timeout": "24h",
         "workers": str(args.workers),
         "media_resources": json.dumps({"requests_cpu": "10m", "requests_memory": "16Mi"}),
         "region_allow_list": json.dumps({"de": ["de-fra", "de-ber"], "at": ["at-vie"]}),
@@ -318,13 +337,21 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
             keys, _ = await load.create_at(args.fill_rate, missing / args.fill_rate)
             await load.wait_ready(keys, 300)
         meter = CpuMeter({"operator": leader.pid, **cp})
+        requests0 = api_requests(cluster)
         await asyncio.sleep(args.steady_seconds)  # measuring window of steady state
+        requests1 = api_requests(cluster)
         live = {
             "target": target,
             "live_sessions": len(load.ready),
             "operator_rss_mb": round(rss_mb(leader.pid), 1),
             "standby_rss_mb": round(rss_mb(ops[1].pid), 1),
             "steady_cpu_percent": meter.read(),
+            "steady_api_requests_per_s": {
+                " ".join(k): round((n - requests0.get(k, 0)) / args.steady_seconds, 1)
+                for k, n in sorted(
+                    requests1.items(), key=lambda kv: requests0.get(kv[0], 0) - kv[1]
+                )[:6]
+            },
             "media_pods": leader.metric("sprechzimmer_operator_media_pods"),
         }
         result["live"].append(live)

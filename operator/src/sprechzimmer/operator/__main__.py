@@ -21,7 +21,7 @@ from aiohttp import web
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 from sprechzimmer.operator import handlers
 from sprechzimmer.operator.adapters import logs
-from sprechzimmer.operator.adapters.kube import Kube
+from sprechzimmer.operator.adapters.kube import LIST_CHUNK, Kube
 from sprechzimmer.operator.adapters.metrics import Metrics, http_app
 from sprechzimmer.operator.core import leadership
 from sprechzimmer.operator.core.settings import OperatorSettings
@@ -75,6 +75,9 @@ def kopf_settings(settings: OperatorSettings, priority: int) -> kopf.OperatorSet
     ks.watching.server_timeout = 300
     ks.watching.client_timeout = 330
     ks.watching.connect_timeout = 5
+    # List in pages: without a limit the first list of 10 000 sessions is one response, decoded
+    # whole and held until the last object is processed (~30 KB each: 300+ MB at takeover).
+    ks.watching.chunk_size = LIST_CHUNK
     ks.networking.request_timeout = 30
     ks.networking.connect_timeout = 5
     # Resources are known at start (CRDs are installed first); no CRD watch, no extra RBAC.
