@@ -426,8 +426,10 @@ def test_unschedulable_within_grace_waits_then_fails() -> None:
 
 
 def test_one_event_per_step() -> None:
-    """MediaPodCreated already says the call is starting: no second event for the phase."""
+    """MediaPodCreated already says the call is starting: no second event for the phase; routine
+    phases (Scheduled, Ready) post none at all."""
     p = plan(issued(clients=3, status=status(Phase.SCHEDULED)), at(1))
     assert [e.reason for e in p.events] == ["MediaPodCreated"]
     one_to_one = plan(issued(clients=1, status=status(Phase.SCHEDULED)), at(1))
-    assert [e.reason for e in one_to_one.events] == ["Ready"]
+    assert one_to_one.phase is Phase.READY
+    assert one_to_one.events == (), "routine phases post no event"

@@ -155,9 +155,10 @@ class Plan:
 
 _WAITING_FOR_SCHEDULER = ("Pending", "Waiting for the scheduler")
 
+# Events are for what a person may want to trace or act on, and each one is an API write:
+# reaching Scheduled or Ready is routine for every appointment and shows in the PHASE column and
+# the conditions, so those phases post none.
 _PHASE_EVENTS: dict[Phase, tuple[str, str, str]] = {
-    Phase.SCHEDULED: ("Normal", "Scheduled", "Codes issued; waiting for the start window"),
-    Phase.READY: ("Normal", "Ready", "Participants can join"),
     Phase.ACTIVE: ("Normal", "Active", "At least two people are present; billing runs"),
     Phase.IDLE: ("Normal", "Idle", "Everyone left; media released"),
     Phase.EXPIRED: ("Normal", "Expired", "Codes revoked, media and personal data removed"),
@@ -413,7 +414,7 @@ def _live(observed: Observed, settings: OperatorSettings) -> Plan:
         # leaves a recorded incarnation without a pod, and the next plan moves on to the next
         # incarnation and port instead of creating a second pod for the same one.
         actions.append(create_pod)
-    if phase != s.phase and not events:
+    if phase != s.phase and phase in _PHASE_EVENTS and not events:
         # One event per step: a plan that already says what happened (e.g. MediaPodCreated)
         # does not also announce the phase it implies.
         kind, reason, message = _PHASE_EVENTS[phase]
