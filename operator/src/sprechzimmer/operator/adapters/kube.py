@@ -141,7 +141,6 @@ class Kube:
             connector=aiohttp.TCPConnector(limit=64, ssl=info.as_ssl_context()),
             headers={**info.as_http_headers(), "Accept": "application/json"},
             timeout=aiohttp.ClientTimeout(total=30.0, connect=5.0),
-            json_serialize=json.dumps,
         )
         return cls(session, info.server)
 
