@@ -308,7 +308,7 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
     settings = {
         "peering_name": peering,
         "presence_namespace": namespaces[0],
-        "log_level": "WARNING",
+        "log_level": args.log_level,
         # Nobody joins the benchmark's sessions: keep them out of Idle (which would release
         # their media pods while the steady state is measured).
         "idle_timeout": "24h",
@@ -466,6 +466,7 @@ def main() -> int:
     ap.add_argument("--steady-seconds", type=float, default=20)
     ap.add_argument("--workers", type=int, default=32)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--log-level", default="WARNING", help="the operators' (logs in a temp dir)")
     ap.add_argument("--profile", type=Path, default=None)
     ap.add_argument("--ceiling", type=int, default=3000, help="sessions for the ceiling (0: skip)")
     ap.add_argument("--out", type=Path, default=None, help="write the result JSON here")

@@ -433,3 +433,13 @@ def test_one_event_per_step() -> None:
     one_to_one = plan(issued(clients=1, status=status(Phase.SCHEDULED)), at(1))
     assert one_to_one.phase is Phase.READY
     assert one_to_one.events == (), "routine phases post no event"
+
+
+def test_urgent_sessions_are_the_ones_waiting_for_a_step() -> None:
+    new = Session.parse(issued(clients=1, status={}))
+    settled = Session.parse(issued(clients=1, status=status(Phase.READY)))
+    assert lc.urgent(new)
+    assert not lc.urgent(settled)
+    changed = issued(clients=1, status=status(Phase.READY))
+    changed["metadata"]["generation"] = 2
+    assert lc.urgent(Session.parse(changed))

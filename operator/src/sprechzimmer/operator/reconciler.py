@@ -16,6 +16,7 @@ import asyncio
 import base64
 import contextlib
 import heapq
+import itertools
 import logging
 import secrets
 import time
@@ -48,6 +49,10 @@ EVENT_QUEUE_SIZE = 10_000
 EVENT_POSTERS = 4
 LEADERSHIP_POLL_SECONDS = 1.0
 USAGE_SWEEP_SECONDS = 3600.0
+# After a takeover, sessions that wait for a step (new, changed, deleted) go ahead of re-checks
+# of settled ones by this much; a bounded head start, so a re-check (e.g. an expiry that fell
+# due during the takeover) is never starved by a stream of new sessions.
+ROUTINE_HEADSTART = 10.0
 
 
 def utcnow() -> datetime:
@@ -168,7 +173,10 @@ class Reconciler:
         self.priority = priority
         self.index = Index()
         self._key = settings.shared_key.get_secret_value().encode()
-        self._queue: asyncio.Queue[Key] = asyncio.Queue()
+        # (order, arrival, key): first come, first served, except that the bulk re-plan of
+        # settled sessions after a takeover queues as if it had arrived ROUTINE_HEADSTART later.
+        self._queue: asyncio.PriorityQueue[tuple[float, int, Key]] = asyncio.PriorityQueue()
+        self._arrivals = itertools.count()
         self._queued: set[Key] = set()
         self._running: set[Key] = set()
         self._dirty: set[Key] = set()
@@ -204,7 +212,9 @@ class Reconciler:
             )
             return
         if self.index.upsert_session(session):
-            self.enqueue(key)
+            # A listing (event type None: start, takeover, watch restart) of a settled session
+            # is a re-check; a watch event or an unsettled session is a step to take.
+            self.enqueue(key, routine=event_type is None and not lifecycle.urgent(session))
 
     def on_pod(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         pod = MediaPod.parse(body)
@@ -250,7 +260,7 @@ class Reconciler:
 
     # --- queue and scheduler --------------------------------------------------------------------
 
-    def enqueue(self, key: Key) -> None:
+    def enqueue(self, key: Key, *, routine: bool = False) -> None:
         if not self.active:
             return
         if key in self._running:
@@ -258,7 +268,8 @@ class Reconciler:
             return
         if key not in self._queued:
             self._queued.add(key)
-            self._queue.put_nowait(key)
+            order = time.monotonic() + (ROUTINE_HEADSTART if routine else 0.0)
+            self._queue.put_nowait((order, next(self._arrivals), key))
 
     def schedule(self, key: Key, when: datetime | None, *, delay: float | None = None) -> None:
         if when is None and delay is None:
@@ -290,7 +301,7 @@ class Reconciler:
 
     async def _worker(self) -> None:
         while True:
-            key = await self._queue.get()
+            _, _, key = await self._queue.get()
             self._queued.discard(key)
             self.metrics.queue_depth.set(self._queue.qsize())
             if not self.active:
@@ -586,8 +597,8 @@ class Reconciler:
         self.active = True
         self._activated.set()
         self.metrics.active.set(1)
-        for key in list(self.index.sessions):
-            self.enqueue(key)
+        for key, session in list(self.index.sessions.items()):
+            self.enqueue(key, routine=not lifecycle.urgent(session))
 
     def _become_standby(self) -> None:
         logger.info("standing by", extra={"identity": self.identity})
@@ -597,7 +608,7 @@ class Reconciler:
         self._heap.clear()
         self._wake_at.clear()
         while not self._queue.empty():
-            self._queued.discard(self._queue.get_nowait())
+            self._queued.discard(self._queue.get_nowait()[2])
         # Kopf pauses our watches now: what we know goes stale. On resuming, Kopf lists all
         # sessions again and we start from that.
         for key in list(self.index.sessions):

@@ -166,6 +166,19 @@ _PHASE_EVENTS: dict[Phase, tuple[str, str, str]] = {
 }
 
 
+def urgent(s: Session) -> bool:
+    """Whether a session waits for the operator's first or next step (new, changed, being
+    deleted) rather than a re-check of a settled state. After a takeover every session is
+    re-planned; these go first, so a client waiting to join is not queued behind thousands of
+    sessions for which the plan will write nothing."""
+    return (
+        s.phase is None
+        or s.deleting
+        or not s.has_finalizer
+        or s.observed_generation != s.generation
+    )
+
+
 def plan(observed: Observed, settings: OperatorSettings) -> Plan:
     s = observed.session
     if s.deleting:
