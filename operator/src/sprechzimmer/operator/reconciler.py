@@ -177,7 +177,7 @@ class Reconciler:
         # settled sessions after a takeover queues as if it had arrived ROUTINE_HEADSTART later.
         self._queue: asyncio.PriorityQueue[tuple[float, int, Key]] = asyncio.PriorityQueue()
         self._arrivals = itertools.count()
-        self._queued: set[Key] = set()
+        self._queued: dict[Key, float] = {}  # key -> order of its live queue entry
         self._running: set[Key] = set()
         self._dirty: set[Key] = set()
         self._heap: list[tuple[float, int, Key]] = []
@@ -266,9 +266,12 @@ class Reconciler:
         if key in self._running:
             self._dirty.add(key)
             return
-        if key not in self._queued:
-            self._queued.add(key)
-            order = time.monotonic() + (ROUTINE_HEADSTART if routine else 0.0)
+        order = time.monotonic() + (ROUTINE_HEADSTART if routine else 0.0)
+        queued = self._queued.get(key)
+        if queued is None or order < queued:
+            # A step for a session already queued as a re-check moves it forward: the earlier
+            # entry is left in the heap and skipped when it comes up.
+            self._queued[key] = order
             self._queue.put_nowait((order, next(self._arrivals), key))
 
     def schedule(self, key: Key, when: datetime | None, *, delay: float | None = None) -> None:
@@ -301,9 +304,11 @@ class Reconciler:
 
     async def _worker(self) -> None:
         while True:
-            _, _, key = await self._queue.get()
-            self._queued.discard(key)
-            self.metrics.queue_depth.set(self._queue.qsize())
+            order, _, key = await self._queue.get()
+            if self._queued.get(key) != order:
+                continue  # superseded by an earlier entry for the same session
+            del self._queued[key]
+            self.metrics.queue_depth.set(len(self._queued))
             if not self.active:
                 continue
             self._running.add(key)
@@ -608,7 +613,8 @@ class Reconciler:
         self._heap.clear()
         self._wake_at.clear()
         while not self._queue.empty():
-            self._queued.discard(self._queue.get_nowait()[2])
+            self._queue.get_nowait()
+        self._queued.clear()
         # Kopf pauses our watches now: what we know goes stale. On resuming, Kopf lists all
         # sessions again and we start from that.
         for key in list(self.index.sessions):
