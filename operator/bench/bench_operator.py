@@ -135,15 +135,13 @@ class Load:
     def body(self) -> dict[str, Any]:
         self.seq += 1
         group = self.rng.random() < 0.3
+        namespace, name = self.namespaces[self.seq % len(self.namespaces)], f"b{self.seq:06d}"
         if group:
-            self.group.add((self.namespaces[self.seq % len(self.namespaces)], f"b{self.seq:06d}"))
+            self.group.add((namespace, name))
         return {
             "apiVersion": "sprechzimmer.io/v1alpha1",
             "kind": "VideoSession",
-            "metadata": {
-                "name": f"b{self.seq:06d}",
-                "namespace": self.namespaces[self.seq % len(self.namespaces)],
-            },
+            "metadata": {"name": name, "namespace": namespace},
             "spec": {
                 "host": f"dr-{self.seq % 97}",
                 "participants": [
@@ -254,6 +252,16 @@ def api_requests(cluster: Cluster) -> dict[tuple[str, str, str], float]:
     return counts
 
 
+def busiest(
+    before: dict[tuple[str, str, str], float],
+    after: dict[tuple[str, str, str], float],
+    seconds: float,
+) -> dict[str, float]:
+    """The six busiest kinds of request between two counter readings, per second."""
+    rates = {" ".join(k): (n - before.get(k, 0.0)) / seconds for k, n in after.items()}
+    return {k: round(v, 1) for k, v in sorted(rates.items(), key=lambda kv: -kv[1])[:6]}
+
+
 def control_plane_pids(kubeconfig: Path) -> dict[str, int]:
     pids_file = kubeconfig.parent / "pids.json"
     if not pids_file.exists():
@@ -346,12 +354,7 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
             "operator_rss_mb": round(rss_mb(leader.pid), 1),
             "standby_rss_mb": round(rss_mb(ops[1].pid), 1),
             "steady_cpu_percent": meter.read(),
-            "steady_api_requests_per_s": {
-                " ".join(k): round((n - requests0.get(k, 0)) / args.steady_seconds, 1)
-                for k, n in sorted(
-                    requests1.items(), key=lambda kv: requests0.get(kv[0], 0) - kv[1]
-                )[:6]
-            },
+            "steady_api_requests_per_s": busiest(requests0, requests1, args.steady_seconds),
             "media_pods": leader.metric("sprechzimmer_operator_media_pods"),
         }
         result["live"].append(live)
@@ -388,12 +391,12 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
             end = time.monotonic()
             done = await load.wait_ready(keys, 60)
             cpu = meter.read()
-            lat = [load.ready[k] - load.sent[k] for k in keys if k in load.ready]
             by_mode: dict[str, list[float]] = {"one_to_one": [], "group": []}
             for k in keys:
                 if k in load.ready:
                     mode = "group" if k in load.group else "one_to_one"
                     by_mode[mode].append(load.ready[k] - load.sent[k])
+            lat = by_mode["one_to_one"] + by_mode["group"]
             ready = [k for k in keys if k in load.ready]
             first = min(load.sent[k] for k in keys if k in load.sent)
             last_ready = max(load.ready[k] for k in ready) if ready else float("nan")

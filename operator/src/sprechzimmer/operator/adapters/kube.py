@@ -104,6 +104,10 @@ def classify(code: int, message: str) -> Exception:
     return Permanent(f"{code}: {message}")
 
 
+def _plural(body: Mapping[str, Any]) -> str:
+    return PLURALS[(body["apiVersion"], body["kind"])]
+
+
 def collection_path(api_version: str, plural: str, namespace: str | None) -> str:
     """``/api/v1/namespaces/ns/pods``, ``/apis/group/version/plural``, ..."""
     base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
@@ -186,8 +190,7 @@ class Kube:
     # --- create (idempotent) ------------------------------------------------------------------
 
     async def _post(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        plural = PLURALS[(body["apiVersion"], body["kind"])]
-        path = collection_path(body["apiVersion"], plural, body["metadata"].get("namespace"))
+        path = collection_path(body["apiVersion"], _plural(body), body["metadata"].get("namespace"))
         return await self._request("POST", path, body=body, params={"fieldManager": FIELD_MANAGER})
 
     async def create(self, body: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
@@ -197,8 +200,7 @@ class Kube:
         except Conflict:
             pass
         meta = body["metadata"]
-        plural = PLURALS[(body["apiVersion"], body["kind"])]
-        path = object_path(body["apiVersion"], plural, meta.get("namespace"), meta["name"])
+        path = object_path(body["apiVersion"], _plural(body), meta.get("namespace"), meta["name"])
         return await self._request("GET", path), False
 
     async def post_event(self, body: Mapping[str, Any]) -> None:
@@ -293,4 +295,5 @@ class Kube:
             "kind": "ClusterKopfPeering",
             "metadata": {"name": name},
         }
-        await self.create(body)
+        with contextlib.suppress(Conflict):  # it exists: nothing to read back
+            await self._post(body)
