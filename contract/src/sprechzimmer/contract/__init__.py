@@ -96,6 +96,9 @@ class SecretKey(enum.StrEnum):
     CLIENT_CODE = "client-code"
     HOST_LINK_TOKEN = "host-link-token"
     CLIENT_LINK_TOKEN = "client-link-token"
+    # Complete join URLs (``<signaling_url>/j#<token>``) the web app copies into invitations.
+    HOST_LINK = "host-link"
+    CLIENT_LINK = "client-link"
 
 
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(h|ms|m|s)")
@@ -125,9 +128,14 @@ def is_valid_code(code: str) -> bool:
 USAGE_RECORD_KIND: Final = "UsageRecord"
 USAGE_RECORD_PLURAL: Final = "usagerecords"
 # Labels on a VideoSession: HMAC digests of its host and client codes (see code_digest in
-# sprechzimmer.operator.core.codes); removed when the codes are revoked.
+# sprechzimmer.contract.keys); removed when the codes are revoked.
 LABEL_HOST_CODE_DIGEST: Final = f"{GROUP}/host-code-digest"
 LABEL_CLIENT_CODE_DIGEST: Final = f"{GROUP}/client-code-digest"
+# Labels on a VideoSession: keyed digests of its link tokens (``keys.link_digest``).
+LABEL_HOST_LINK_DIGEST: Final = f"{GROUP}/host-link-digest"
+LABEL_CLIENT_LINK_DIGEST: Final = f"{GROUP}/client-link-digest"
+# Path of the join page a link opens; the token travels in the URL fragment, never to a server log.
+JOIN_LINK_PATH: Final = "/j"
 # Label on the presence Lease of each signaling replica (value: "signaling").
 LABEL_PRESENCE_LEASE: Final = f"{GROUP}/presence"
 PRESENCE_LEASE_VALUE: Final = "signaling"
