@@ -65,7 +65,7 @@ def test_turn_rest_credentials_vector() -> None:
         ("C3F-E04-D96", "c3f-e04-d96"),
         (" c3f e04 d96 ", "c3f-e04-d96"),
         ("c3fe04d96", "c3f-e04-d96"),
-        ("c3f–e04–d96", "c3f-e04-d96"),
+        ("c3f\u2013e04\u2014d96", "c3f-e04-d96"),
         ("c3f-e04-d9", None),
         ("c3f-e04-d96-1", None),
         ("g3f-e04-d96", None),

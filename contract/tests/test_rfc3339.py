@@ -24,7 +24,7 @@ def test_parse_time_gives_aware_utc(text: str) -> None:
 def test_parse_time_passes_none_and_refuses_garbage() -> None:
     assert parse_time(None) is None
     assert parse_time("") is None
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="Invalid isoformat"):
         parse_time("morgen früh")
 
 

@@ -21,7 +21,8 @@ from sprechzimmer.contract import is_valid_code
 DIGEST_HEX_CHARS: Final = 32
 LINK_TOKEN_BYTES: Final = 32
 LINK_TOKEN_PATTERN: Final = re.compile(r"^[0-9a-f]{64}$")
-_CODE_JUNK: Final = re.compile(r"[\s\-–—_.]+")
+# Separators people type: spaces, dashes (also en/em dashes from word processors), dots.
+_CODE_JUNK: Final = re.compile("[\\s\\-_.\u2013\u2014]+")
 
 
 def _derive(key: bytes, purpose: str, *parts: str) -> str:
