@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 COMPONENTS := contract hack/devcluster operator media-pod
 PYPROJECTS := $(addsuffix /pyproject.toml,$(COMPONENTS))
 
-.PHONY: help dev tools up down status lint test test-unit
+.PHONY: help packages dev tools up down status lint test test-unit
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -20,10 +20,13 @@ $(VENV)/.installed: requirements-dev.txt $(PYPROJECTS)
 
 dev: $(VENV)/.installed ## install every component editable, plus the test tools, into .venv
 
+packages: ## install the Debian packages the project needs (coturn, chromium), if missing
+	hack/install-packages.sh
+
 tools: ## build the pinned Kubernetes toolchain (cached in ~/.cache/sprechzimmer)
 	hack/build-tools.sh
 
-up: dev tools ## start the local cluster and the operator (or reuse them), apply a sample session
+up: packages dev tools ## start the local cluster and the operator (or reuse them), apply a sample session
 	$(PY) -m sprechzimmer.devcluster.cli up --with=operator
 	@echo; $(CURDIR)/.tools/bin/kubectl --kubeconfig .cluster/kubeconfig get vs -A
 
@@ -43,5 +46,5 @@ lint: dev ## ruff, formatting, mypy and the import-direction contracts (.importl
 test-unit: dev ## only the tests that need no processes
 	$(BIN)/pytest -m unit
 
-test: dev tools lint ## everything: lint, unit, cluster and media tests
+test: packages dev tools lint ## everything: lint, unit, cluster and media tests
 	$(BIN)/pytest
