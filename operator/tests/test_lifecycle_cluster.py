@@ -14,12 +14,14 @@ from lightkube.resources.core_v1 import Pod, Secret
 from sprechzimmer.contract import (
     FINALIZER,
     LABEL_CLIENT_CODE_DIGEST,
+    LABEL_CLIENT_LINK_DIGEST,
     LABEL_HOST_CODE_DIGEST,
+    LABEL_HOST_LINK_DIGEST,
     REGION_LABEL,
     SecretKey,
     is_valid_code,
 )
-from sprechzimmer.operator.core.codes import code_digest
+from sprechzimmer.contract.keys import code_digest, link_digest
 from support import (
     SHARED_KEY,
     OperatorProcess,
@@ -99,6 +101,14 @@ def test_one_to_one_lifecycle(start_operator: StartOperator, namespace: str, kub
     key = SHARED_KEY.encode()
     assert labels[LABEL_HOST_CODE_DIGEST] == code_digest(key, "dr-muster", host_code)
     assert labels[LABEL_CLIENT_CODE_DIGEST] == code_digest(key, "dr-muster", client_code)
+    secret = kube.get(Secret, st["codesSecretName"], namespace=namespace).data or {}
+    for token_key, link_key, label in (
+        (SecretKey.HOST_LINK_TOKEN, SecretKey.HOST_LINK, LABEL_HOST_LINK_DIGEST),
+        (SecretKey.CLIENT_LINK_TOKEN, SecretKey.CLIENT_LINK, LABEL_CLIENT_LINK_DIGEST),
+    ):
+        token = base64.b64decode(secret[token_key.value]).decode()
+        assert base64.b64decode(secret[link_key.value]).decode().endswith(f"/j#{token}")
+        assert labels[label] == link_digest(key, token)
     assert st["join"]["mode"] == "PeerToPeer"
     assert not media_pods(kube, namespace)
     assert host_code not in json.dumps(st)
@@ -260,6 +270,7 @@ def test_expiry_tears_everything_down(
     assert body is not None
     assert "note" not in body["spec"]
     assert LABEL_HOST_CODE_DIGEST not in (body["metadata"].get("labels") or {})
+    assert LABEL_HOST_LINK_DIGEST not in (body["metadata"].get("labels") or {})
     assert not secret_exists(kube, namespace, secret)
     assert not secret_exists(kube, namespace, f"vs-{uid}-media")
     wait_for(

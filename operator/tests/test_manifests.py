@@ -71,9 +71,11 @@ def test_media_pod_env_contract() -> None:
 
 def test_codes_secret_holds_plaintext_and_is_owned() -> None:
     pair = CodePair("abc-def-012", "345-678-9ab", "t1", "t2")
-    body = manifests.codes_secret(S, pair)
+    body = manifests.codes_secret(S, pair, "https://signaling.example/")
     assert body["metadata"]["name"] == "termin-codes"
     assert body["stringData"][SecretKey.HOST_CODE.value] == "abc-def-012"
+    assert body["stringData"][SecretKey.HOST_LINK.value] == "https://signaling.example/j#t1"
+    assert body["stringData"][SecretKey.CLIENT_LINK.value] == "https://signaling.example/j#t2"
     assert body["metadata"]["ownerReferences"][0]["controller"] is True
 
 

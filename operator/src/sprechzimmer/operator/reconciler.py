@@ -28,9 +28,12 @@ from typing import Any
 from sprechzimmer.contract import (
     FINALIZER,
     LABEL_CLIENT_CODE_DIGEST,
+    LABEL_CLIENT_LINK_DIGEST,
     LABEL_HOST_CODE_DIGEST,
+    LABEL_HOST_LINK_DIGEST,
     Phase,
     SecretKey,
+    keys,
 )
 from sprechzimmer.operator.adapters.kube import Gone, Kube, Permanent, Retry
 from sprechzimmer.operator.adapters.metrics import Metrics
@@ -432,8 +435,8 @@ class Reconciler:
                     await self.kube.create(
                         manifests.media_secret(
                             s,
-                            control_token=codes.control_token(self._key, s.uid),
-                            turn_secret=codes.turn_secret(self._key, s.uid),
+                            control_token=keys.control_token(self._key, s.uid),
+                            turn_secret=keys.turn_secret(self._key, s.uid),
                         )
                     )
                 case lifecycle.CreateMediaPod(incarnation=incarnation, turn_port=port):
@@ -473,7 +476,12 @@ class Reconciler:
                 case lifecycle.ScrubSession():
                     patch: dict[str, Any] = {
                         "metadata": {
-                            "labels": {LABEL_HOST_CODE_DIGEST: None, LABEL_CLIENT_CODE_DIGEST: None}
+                            "labels": {
+                                LABEL_HOST_CODE_DIGEST: None,
+                                LABEL_CLIENT_CODE_DIGEST: None,
+                                LABEL_HOST_LINK_DIGEST: None,
+                                LABEL_CLIENT_LINK_DIGEST: None,
+                            }
                         }
                     }
                     if s.has_note:
@@ -513,18 +521,25 @@ class Reconciler:
         # Claim the digests before the first await: two sessions of a host planned at once
         # can never draw the same code.
         digests = (
-            codes.code_digest(self._key, s.host, pair.host_code),
-            codes.code_digest(self._key, s.host, pair.client_code),
+            keys.code_digest(self._key, s.host, pair.host_code),
+            keys.code_digest(self._key, s.host, pair.client_code),
         )
         self.index._set_digests(s.host, s.key, digests)
-        secret, created = await self.kube.create(manifests.codes_secret(s, pair))
+        secret, created = await self.kube.create(
+            manifests.codes_secret(s, pair, self.settings.signaling_url)
+        )
         if not created:  # a previous attempt created it: its codes are the session's codes
             data = secret.get("data") or {}
-            host_code = base64.b64decode(data[SecretKey.HOST_CODE.value]).decode()
-            client_code = base64.b64decode(data[SecretKey.CLIENT_CODE.value]).decode()
+            stored = {k: base64.b64decode(v).decode() for k, v in data.items()}
+            pair = codes.CodePair(
+                host_code=stored[SecretKey.HOST_CODE.value],
+                client_code=stored[SecretKey.CLIENT_CODE.value],
+                host_link_token=stored[SecretKey.HOST_LINK_TOKEN.value],
+                client_link_token=stored[SecretKey.CLIENT_LINK_TOKEN.value],
+            )
             digests = (
-                codes.code_digest(self._key, s.host, host_code),
-                codes.code_digest(self._key, s.host, client_code),
+                keys.code_digest(self._key, s.host, pair.host_code),
+                keys.code_digest(self._key, s.host, pair.client_code),
             )
             self.index._set_digests(s.host, s.key, digests)
         finalizers = list(current.finalizers)
@@ -537,6 +552,8 @@ class Reconciler:
                 "labels": {
                     LABEL_HOST_CODE_DIGEST: digests[0],
                     LABEL_CLIENT_CODE_DIGEST: digests[1],
+                    LABEL_HOST_LINK_DIGEST: keys.link_digest(self._key, pair.host_link_token),
+                    LABEL_CLIENT_LINK_DIGEST: keys.link_digest(self._key, pair.client_link_token),
                 },
             }
         }

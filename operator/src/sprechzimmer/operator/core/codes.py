@@ -1,25 +1,20 @@
-"""Access codes, link tokens and the keyed values derived from the shared key. No I/O.
+"""Issuing access codes and link tokens. No I/O.
 
-Plaintext codes and tokens exist only in the codes Secret. Signaling verifies a code through
-its digest (a label on the VideoSession) without ever seeing the plaintext; TURN secrets and
-SFU control tokens are derived per session, so neither side stores them anywhere but the
-session's media Secret. Randomness is injected (``secrets.token_bytes`` in production).
+Plaintext codes and tokens exist only in the codes Secret. Signaling verifies a code or link
+through its keyed digest (labels on the VideoSession) without ever seeing the plaintext; the
+derivations live in ``sprechzimmer.contract.keys``, shared with signaling. Randomness is
+injected (``secrets.token_bytes`` in production).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
-from sprechzimmer.contract import is_valid_code
+from sprechzimmer.contract.keys import LINK_TOKEN_BYTES, code_digest
 
 RandomBytes = Callable[[int], bytes]
 
-# 128 bits, hex: fits a label value (≤ 63) and makes a digest collision irrelevant.
-DIGEST_HEX_CHARS = 32
-LINK_TOKEN_BYTES = 32
 MAX_ATTEMPTS = 64
 
 
@@ -75,28 +70,3 @@ def issue_codes(
                 client_link_token=random_bytes(LINK_TOKEN_BYTES).hex(),
             )
     raise CodeSpaceExhausted(f"no free code after {MAX_ATTEMPTS} attempts")
-
-
-def _derive(key: bytes, purpose: str, *parts: str) -> str:
-    message = "\x00".join((purpose, *parts)).encode()
-    return hmac.new(key, message, hashlib.sha256).hexdigest()
-
-
-def code_digest(key: bytes, host: str, code: str) -> str:
-    """What signaling compares: HMAC-SHA256(key, "code-digest\\0" host "\\0" code)[:32 hex].
-
-    Keyed, because 36 bits of code are brute-forced in seconds without the key.
-    """
-    if not is_valid_code(code):
-        raise ValueError("not a well-formed code")
-    return _derive(key, "code-digest", host, code)[:DIGEST_HEX_CHARS]
-
-
-def turn_secret(key: bytes, session_uid: str) -> str:
-    """coturn ``static-auth-secret`` of one session's media pod; signaling derives the same."""
-    return _derive(key, "turn-secret", session_uid)
-
-
-def control_token(key: bytes, session_uid: str) -> str:
-    """Bearer token for the SFU control API of one session's media pod."""
-    return _derive(key, "control-token", session_uid)

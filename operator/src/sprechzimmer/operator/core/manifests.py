@@ -13,6 +13,7 @@ from typing import Any
 
 from sprechzimmer.contract import (
     API_VERSION,
+    JOIN_LINK_PATH,
     KIND,
     LABEL_COMPONENT,
     LABEL_MANAGED_BY,
@@ -69,8 +70,13 @@ def owner_reference(session: Session) -> dict[str, Any]:
     }
 
 
-def codes_secret(session: Session, codes: CodePair) -> dict[str, Any]:
-    """The only place the plaintext codes and link tokens live."""
+def join_link(signaling_url: str, token: str) -> str:
+    """The complete invitation link: the token rides in the fragment, never in a request line."""
+    return f"{signaling_url.rstrip('/')}{JOIN_LINK_PATH}#{token}"
+
+
+def codes_secret(session: Session, codes: CodePair, signaling_url: str) -> dict[str, Any]:
+    """The only place the plaintext codes, link tokens and join links live."""
     return {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -86,6 +92,8 @@ def codes_secret(session: Session, codes: CodePair) -> dict[str, Any]:
             SecretKey.CLIENT_CODE.value: codes.client_code,
             SecretKey.HOST_LINK_TOKEN.value: codes.host_link_token,
             SecretKey.CLIENT_LINK_TOKEN.value: codes.client_link_token,
+            SecretKey.HOST_LINK.value: join_link(signaling_url, codes.host_link_token),
+            SecretKey.CLIENT_LINK.value: join_link(signaling_url, codes.client_link_token),
         },
     }
 
