@@ -250,11 +250,6 @@ def vp8_keyframe_start(data: bytes, offset: int) -> bool:
     return i < size and not data[i] & 0x01
 
 
-def seq_newer(a: int, b: int) -> bool:
-    """True when 16-bit sequence number ``a`` is after ``b`` (RFC 1982 arithmetic)."""
-    return a != b and ((a - b) & 0xFFFF) < 0x8000
-
-
 def seq_distance(a: int, b: int) -> int:
     """Signed distance ``a - b`` between 16-bit sequence numbers."""
     d = (a - b) & 0xFFFF

@@ -7,8 +7,6 @@ slot freed by a leaver is reused by the next joiner.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 
 class SlotTable:
     """Slot assignments of one subscriber."""
@@ -18,10 +16,6 @@ class SlotTable:
     def __init__(self, slot_count: int) -> None:
         self._slots: list[str | None] = [None] * slot_count
         self._by_publisher: dict[str, int] = {}
-
-    @property
-    def slot_count(self) -> int:
-        return len(self._slots)
 
     def slot_of(self, publisher: str) -> int | None:
         return self._by_publisher.get(publisher)
@@ -46,6 +40,3 @@ class SlotTable:
         if index is not None:
             self._slots[index] = None
         return index
-
-    def assigned(self) -> Iterable[tuple[int, str]]:
-        return ((i, p) for i, p in enumerate(self._slots) if p is not None)
