@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from sprechzimmer.contract import DNS1123_LABEL
+from sprechzimmer.contract.mediapod import MAX_SDP_BYTES
 
-MAX_BODY_BYTES: Final = 64 * 1024
-MAX_SDP_BYTES: Final = 32 * 1024
+MAX_BODY_BYTES: Final = 64 * 1024  # an SDP offer (MAX_SDP_BYTES) and its JSON envelope
 MAX_CANDIDATE_CHARS: Final = 512
 MIN_CREDENTIAL_TTL: Final = 60
 MAX_CREDENTIAL_TTL: Final = 24 * 3600
