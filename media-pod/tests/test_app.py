@@ -10,9 +10,12 @@ import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 from aiortc import RTCPeerConnection
+from aiortc import sdp as aiortc_sdp
 from sprechzimmer.media import _aiortc_hooks as hooks
-from sprechzimmer.media.app import init_app
+from sprechzimmer.media.app import CALL, init_app
 from sprechzimmer.media.core.settings import Settings
+
+from .support import wait_for
 
 pytestmark = [pytest.mark.media, pytest.mark.timeout(60)]
 
@@ -176,3 +179,36 @@ async def test_turn_credentials_never_outlive_the_session() -> None:
     async with TestClient(TestServer(init_app(settings(expires_in=-timedelta(1))))) as client:
         response = await client.post("/v1/turn-credentials", headers=AUTH)
         assert response.status == 410
+
+
+async def test_answer_asks_for_opus_with_in_band_fec(client: TestClient) -> None:
+    """Audio has no RTX or NACK here: Opus FEC is its only loss protection, and browsers send it
+    only when the answer's fmtp asks for it."""
+    status, body = await join(client, "host", await offer())
+    assert status == 201
+    answer = aiortc_sdp.SessionDescription.parse(str(body["sdp"]))
+    audio = [m for m in answer.media if m.kind == "audio"]
+    assert len(audio) == 5
+    for media in audio:
+        (opus,) = media.rtp.codecs
+        assert opus.mimeType.lower() == "audio/opus"
+        assert opus.parameters == {"minptime": 10, "useinbandfec": 1}
+    assert str(body["sdp"]).count(f"a=fmtp:{opus.payloadType} minptime=10;useinbandfec=1") == 5
+
+
+async def test_ending_the_call_answers_open_polls_then_refuses_new_ones(client: TestClient) -> None:
+    call = client.server.app[CALL]
+    assert (await join(client, "host", await offer()))[0] == 201
+    waiting = asyncio.ensure_future(client.get("/v1/events?after=1&timeout=20", headers=AUTH))
+    await wait_for(lambda: call.events.waiting == 1, 10, "the long poll to wait")
+    await asyncio.wait_for(call.stop(), 10)
+    response = await asyncio.wait_for(waiting, 5)
+    body = await response.json()
+    assert [(e["type"], e["participantId"], e["reason"]) for e in body["events"]] == [
+        ("participant.left", "host", "shutdown")
+    ]
+    response = await asyncio.wait_for(
+        client.get(f"/v1/events?after={body['next']}&timeout=20", headers=AUTH), 5
+    )
+    assert response.status == 503
+    assert "ended" in (await response.json())["error"]

@@ -343,3 +343,40 @@ async def test_sigterm_drains_until_the_call_is_empty(
     await alice.close()
     await bob.close()
     assert await asyncio.wait_for(sfu.process.wait(), 10) == 0
+
+
+async def test_sigterm_ends_the_drain_at_the_grace_period_and_answers_open_polls(
+    turn: Turn, clients: list[Client]
+) -> None:
+    """Signaling always holds a ``/v1/events`` long poll: it must not keep the pod alive past its
+    grace period, and it must receive the final ``shutdown`` leaves."""
+    grace = 6.0
+    async with running_sfu(workdir(), turn.port, grace=grace) as sfu:
+        (alice,) = await join(sfu, turn, clients, "alice")
+        after = (await sfu.events())[-1]["id"]
+
+        async def poll_until_left() -> list[tuple[str, str, str | None]]:
+            """What signaling does: poll (30 s), resume after the last event, until alice left."""
+            nonlocal after
+            while True:
+                status, body = await sfu.request("GET", f"/v1/events?after={after}&timeout=30")
+                assert status == 200, body
+                after = body["next"]
+                left = [
+                    (e["type"], e["participantId"], e.get("reason"))
+                    for e in body["events"]
+                    if e["type"] == "participant.left"
+                ]
+                if left:
+                    return left
+
+        poll = asyncio.ensure_future(poll_until_left())
+        loop = asyncio.get_running_loop()
+        sent = loop.time()
+        sfu.process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(poll, grace + 4) == [
+            ("participant.left", "alice", "shutdown")
+        ]
+        assert await asyncio.wait_for(sfu.process.wait(), grace + 4 - (loop.time() - sent)) == 0
+        assert loop.time() - sent < grace + 4
+        await wait_for(lambda: alice.pc.connectionState == "closed", 10, "alice to be disconnected")

@@ -203,3 +203,11 @@ async def test_forwarded_headers_carry_the_subscribers_view(call: FiveParty) -> 
 def seq32_distance(a: int, b: int) -> int:
     d = (a - b) & 0xFFFFFFFF
     return d - 0x100000000 if d >= 0x80000000 else d
+
+
+async def test_joining_drops_nothing_before_transports_are_up(call: FiveParty) -> None:
+    """Everyone joined one after the other while the others already published: nothing was sent
+    towards a participant whose DTLS was not up yet, and nothing counted as a drop."""
+    metrics = await call.sfu.metrics()
+    assert metrics['sprechzimmer_sfu_dropped_packets_total{reason="not_connected"}'] == 0
+    assert metrics["sprechzimmer_sfu_joins_total"] == 5

@@ -15,19 +15,26 @@ import signal
 import sys
 import tempfile
 from pathlib import Path
+from typing import Final
 
 from aiohttp import web
+from sprechzimmer.contract import logs
 
-from . import logs
 from .core.settings import Settings, SettingsError
 from .core.turn import render_coturn_config
 
 logger = logging.getLogger("sprechzimmer.media")
 
+# aiortc and aioice log candidate addresses at debug/info: they keep only warnings.
+QUIET_LOGGERS: Final = ("aiortc", "aioice")
+# After the drain (``Call.drain`` ends it at the grace period), requests still open get this long
+# to finish before the server closes them.
+SHUTDOWN_SECONDS: Final = 1.0
+
 
 async def serve(settings: Settings) -> None:
     """Run the SFU until SIGTERM/SIGINT, then drain: keep forwarding while anyone is still in
-    the call, for at most ``grace_seconds``."""
+    the call, for at most ``grace_seconds``; then answer open event polls and stop."""
     from . import _aiortc_hooks as hooks
     from .app import CALL, init_app
 
@@ -47,7 +54,9 @@ async def serve(settings: Settings) -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = web.AppRunner(
+        app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_SECONDS
+    )
     await runner.setup()
     site = web.TCPSite(runner, settings.control_host, settings.control_port)
     await site.start()
@@ -59,14 +68,8 @@ async def serve(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
 
-    call.draining = True
-    logger.info("draining", extra={"participants": len(call.participants)})
-    deadline = loop.time() + settings.grace_seconds
-    seen = 0
-    while call.participants and loop.time() < deadline:
-        events = await call.wait_events(seen, max(0.0, deadline - loop.time()))
-        if events:
-            seen = events[-1].id
+    # The listener stays open until the call has ended, so the final events reach open polls.
+    await call.drain(settings.grace_seconds)
     await runner.cleanup()
     logger.info("stopped")
 
@@ -94,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     turn = commands.add_parser("turn-config", help="render coturn's configuration from env")
     turn.add_argument("--output", type=Path, required=True)
     args = parser.parse_args(argv)
-    logs.configure()
+    logs.configure(logging.INFO, quiet=QUIET_LOGGERS)
     try:
         settings = Settings.from_env(os.environ, need_control_token=args.command == "sfu")
     except SettingsError as exc:

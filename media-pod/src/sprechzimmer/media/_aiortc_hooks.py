@@ -10,10 +10,10 @@ participant's bundled DTLS transport once aiortc has negotiated ICE, DTLS and SR
   packet can ever reach aiortc's receivers, depacketizers or decoders;
 * outgoing packets are protected with the transport's libsrtp session and written to the
   nominated socket directly — what ``RTCDtlsTransport._send_rtp`` does, minus two awaits;
-* the senders' and receivers' own RTP/RTCP loops are replaced by no-ops (pitfalls 2-4 of
-  ``shared/notes/sfu-on-aiortc.md``: idle polling, zeroed sender reports, empty receiver
-  reports), since the SFU writes all RTCP itself;
-* aioice's unbounded receive queue is bounded (pitfall 8).
+* the senders' and receivers' own RTP/RTCP loops are replaced by no-ops (left running they
+  poll while idle and send zeroed sender reports and empty receiver reports), since the SFU
+  writes all RTCP itself;
+* aioice's unbounded receive queue is bounded.
 
 ``check_aiortc()`` verifies every internal this module touches; ``test_aiortc_hooks.py`` runs it so
 an aiortc upgrade fails loudly instead of silently falling back to decoding.
@@ -25,8 +25,8 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Callable
-from typing import Any, Final, Protocol
+from collections.abc import Callable, Mapping
+from typing import Any, Final, Protocol, TypeAlias
 
 import aioice
 import aioice.ice
@@ -49,6 +49,9 @@ ICE_QUEUE_LIMIT: Final = 256  # datagrams waiting for aiortc (STUN/DTLS only onc
 RECEIVE_BUFFER_BYTES: Final = 2 * 1024 * 1024
 
 logger = logging.getLogger(__name__)
+
+# The peer connection type, for modules that hold one but must not import aiortc themselves.
+PeerConnection: TypeAlias = RTCPeerConnection
 
 
 class PacketSink(Protocol):
@@ -105,7 +108,7 @@ def check_aiortc() -> None:
 
 
 def bind_media_to_loopback() -> None:
-    """Gather host candidates on 127.0.0.1 only (aioice skips loopback by default, pitfall 1)."""
+    """Gather host candidates on 127.0.0.1 only (aioice skips loopback by default)."""
 
     def loopback(use_ipv4: bool, use_ipv6: bool) -> list[str]:
         return ["127.0.0.1"] if use_ipv4 else []
@@ -162,6 +165,17 @@ def _stub_receiver(receiver: Any) -> None:
 def set_stream_id(transceiver: Any, stream_id: str) -> None:
     """Group a slot's audio and video into one MediaStream (msid), so browsers lip-sync them."""
     transceiver.sender._stream_id = stream_id
+
+
+def set_codec_parameters(transceiver: Any, mime_type: str, parameters: Mapping[str, int]) -> None:
+    """Put ``parameters`` on the negotiated codec (the answer's ``a=fmtp``); call between
+    setRemoteDescription and createAnswer. aiortc copies its own codec table, which has none."""
+    codecs = getattr(transceiver, "_codecs", None)
+    if codecs is None:
+        raise AiortcChangedError("RTCRtpTransceiver._codecs is gone")
+    for codec in codecs:
+        if codec.mimeType.lower() == mime_type.lower():
+            codec.parameters.update(parameters)
 
 
 class _Srtp:

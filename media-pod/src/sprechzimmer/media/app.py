@@ -1,7 +1,8 @@
 """The SFU's HTTP side: the control API for the signaling service, health and metrics.
 
 ``init_app()`` builds the aiohttp application around one ``Call``; the contract is documented in
-``docs/media-pod.md``. Every ``/v1/`` route needs ``Authorization: Bearer <control token>``.
+``docs/media-pod.md``. Every route under ``/v1/`` (``CONTROL_API_VERSION``) needs
+``Authorization: Bearer <control token>``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from datetime import UTC, datetime
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from sprechzimmer.contract.mediapod import CONTROL_API_VERSION, MAX_EVENTS_POLL_SECONDS
 
 from .core.control import (
     MAX_BODY_BYTES,
@@ -41,7 +43,7 @@ REGISTRY = web.AppKey("registry", CollectorRegistry)
 JOIN_LOCK = web.AppKey("join_lock", asyncio.Lock)
 CONTROL_RESULTS = web.AppKey("control_results", dict[str, int])
 
-MAX_EVENT_WAIT_SECONDS = 30.0
+PREFIX = f"/{CONTROL_API_VERSION}/"  # the control API; everything under it needs the token
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -52,7 +54,7 @@ def _error(status: int, message: str) -> web.Response:
 
 @web.middleware
 async def _control_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if not request.path.startswith("/v1/"):
+    if not request.path.startswith(PREFIX):
         return await handler(request)
     results = request.app[CONTROL_RESULTS]
     token = request.app[SETTINGS].control_token or ""
@@ -130,11 +132,14 @@ async def events(request: web.Request) -> web.Response:
         timeout = float(request.query.get("timeout", "0"))
     except ValueError as exc:
         raise ControlError(400, "after must be an integer and timeout a number") from exc
-    if after < 0 or not 0 <= timeout <= MAX_EVENT_WAIT_SECONDS:
+    if after < 0 or not 0 <= timeout <= MAX_EVENTS_POLL_SECONDS:
         raise ControlError(
-            400, f"after must be >= 0 and timeout between 0 and {MAX_EVENT_WAIT_SECONDS}"
+            400, f"after must be >= 0 and timeout between 0 and {MAX_EVENTS_POLL_SECONDS}"
         )
-    found = await request.app[CALL].wait_events(after, timeout)
+    log = request.app[CALL].events
+    found = await log.wait(after, timeout)
+    if not found and log.closed:
+        raise ControlError(503, "the call has ended; there will be no more events")
     return web.json_response(
         {"events": [e.serialize() for e in found], "next": found[-1].id if found else after}
     )
@@ -181,12 +186,12 @@ def init_app(settings: Settings, call: Call | None = None) -> web.Application:
     app[REGISTRY] = registry
     app[JOIN_LOCK] = asyncio.Lock()
     app[CONTROL_RESULTS] = results
-    app.router.add_post("/v1/participants", add_participant)
-    app.router.add_get("/v1/participants", list_participants)
-    app.router.add_delete("/v1/participants/{participant_id}", remove_participant)
-    app.router.add_post("/v1/participants/{participant_id}/candidates", add_candidate)
-    app.router.add_get("/v1/events", events)
-    app.router.add_post("/v1/turn-credentials", turn_credentials)
+    app.router.add_post(PREFIX + "participants", add_participant)
+    app.router.add_get(PREFIX + "participants", list_participants)
+    app.router.add_delete(PREFIX + "participants/{participant_id}", remove_participant)
+    app.router.add_post(PREFIX + "participants/{participant_id}/candidates", add_candidate)
+    app.router.add_get(PREFIX + "events", events)
+    app.router.add_post(PREFIX + "turn-credentials", turn_credentials)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
