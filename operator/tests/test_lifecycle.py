@@ -296,12 +296,42 @@ def test_lifecycle_table(
 
 def test_group_endpoint_and_media_in_status() -> None:
     p = plan(
-        issued(clients=3, status=status(Phase.SCHEDULED, media=MEDIA1)), at(1), pods=[media_pod()]
+        issued(clients=3, status=status(Phase.SCHEDULED, media=MEDIA1)),
+        at(1),
+        pods=[media_pod(pod_ip="10.244.0.7")],
     )
     st = status_patch(p)
     assert st["join"]["mediaEndpoint"] == "203.0.113.1:10003"
     assert st["media"]["nodeRegion"] == "de-fra"
     assert p.media_ready
+    assert st["media"]["controlEndpoint"] == "10.244.0.7:8080"
+
+
+def test_control_endpoint_only_with_the_media_endpoint() -> None:
+    starting = plan(
+        issued(clients=3, status=status(Phase.SCHEDULED, media=MEDIA1)),
+        at(1),
+        pods=[media_pod(ready=False, pod_ip="10.244.0.7")],
+    )
+    assert status_patch(starting)["media"]["controlEndpoint"] is None
+    ready = {
+        **MEDIA1,
+        "nodeName": "fra",
+        "nodeRegion": "de-fra",
+        "controlEndpoint": "10.0.0.1:8080",
+    }
+    body = issued(
+        clients=3,
+        status=status(
+            Phase.READY,
+            media=ready,
+            join={"mediaEndpoint": "203.0.113.1:10003"},
+            presence=present(0, at(minutes=1)),
+        ),
+    )
+    idle = status_patch(plan(body, at(minutes=12), pods=[media_pod(pod_ip="10.0.0.1")]))
+    assert idle["join"]["mediaEndpoint"] is None
+    assert idle["media"]["controlEndpoint"] is None
 
 
 def test_pod_name_recorded_before_creation() -> None:

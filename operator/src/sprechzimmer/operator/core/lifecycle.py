@@ -276,7 +276,13 @@ def _live(observed: Observed, settings: OperatorSettings) -> Plan:
         if idle:
             if current is not None:
                 delete_names.append(current.name)
-            media = {"podName": None, "nodeName": None, "nodeRegion": None, "turnPort": None}
+            media = {
+                "podName": None,
+                "nodeName": None,
+                "nodeRegion": None,
+                "turnPort": None,
+                "controlEndpoint": None,
+            }
             conds.append(
                 Condition(
                     ConditionType.MEDIA_PLACED, False, "Released", "Media released while idle"
@@ -318,6 +324,7 @@ def _live(observed: Observed, settings: OperatorSettings) -> Plan:
                     "nodeRegion": None,
                     "turnPort": port,
                     "incarnation": incarnation,
+                    "controlEndpoint": None,
                 }
                 actions.append(EnsureMediaSecret())
                 # The status patch (with the pod name) goes before the pod: see below.
@@ -372,6 +379,10 @@ def _live(observed: Observed, settings: OperatorSettings) -> Plan:
             media_ready = state is placement.MediaState.READY
             if media_ready:
                 endpoint = placement.endpoint(node, current.turn_port)
+            # Written and cleared together with join.mediaEndpoint.
+            media["controlEndpoint"] = (
+                placement.control_endpoint(current) if endpoint is not None else None
+            )
             joinable = media_ready and endpoint is not None
         if failed_reason is not None:
             phase = Phase.FAILED
@@ -396,6 +407,8 @@ def _live(observed: Observed, settings: OperatorSettings) -> Plan:
                     Condition(ConditionType.READY, True, "MediaReady", "The media pod is ready")
                 )
 
+    if media is None and endpoint is None and s.media.control_endpoint is not None:
+        media = {"controlEndpoint": None}
     actions.extend(DeletePod(name) for name in dict.fromkeys(delete_names))
 
     status: dict[str, Any] = {
@@ -504,12 +517,14 @@ def _diff_status(
 
 def _same_media(s: Session, media: Mapping[str, Any]) -> bool:
     m = s.media
-    return (
-        media.get("podName") == m.pod_name
-        and media.get("nodeName") == m.node_name
-        and media.get("nodeRegion") == m.node_region
-        and media.get("turnPort") == m.turn_port
-    )
+    current = {
+        "podName": m.pod_name,
+        "nodeName": m.node_name,
+        "nodeRegion": m.node_region,
+        "turnPort": m.turn_port,
+        "controlEndpoint": m.control_endpoint,
+    }
+    return all(media.get(key) == value for key, value in current.items() if key in media)
 
 
 def _earliest(candidates: Sequence[datetime | None], now: datetime) -> datetime | None:
@@ -591,7 +606,7 @@ def _teardown(observed: Observed, settings: OperatorSettings, reason: EndReason)
         "expiresAt": format_time(exp),
         "conditions": merge(s.conditions, conds, now=now, generation=s.generation),
         "join": {"mediaEndpoint": None},
-        "media": {"podName": None, "nodeName": None, "turnPort": None},
+        "media": {"podName": None, "nodeName": None, "turnPort": None, "controlEndpoint": None},
         "billing": final.serialize(),
     }
     # Last: an Expired phase in status means everything above is done.

@@ -131,6 +131,8 @@ class MediaStatus:
     node_region: str | None = None
     turn_port: int | None = None
     incarnation: int = 0
+    # ``<pod IP>:<control port>``: where signaling reaches the SFU's control API.
+    control_endpoint: str | None = None
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any] | None) -> MediaStatus:
@@ -143,6 +145,7 @@ class MediaStatus:
             node_region=raw.get("nodeRegion") or None,
             turn_port=int(port) if port else None,
             incarnation=int(raw.get("incarnation") or 0),
+            control_endpoint=raw.get("controlEndpoint") or None,
         )
 
 
@@ -248,6 +251,7 @@ class MediaPod:
     # The scheduler's verdict while unschedulable: since when, and its explanation.
     unschedulable_since: datetime | None = None
     scheduler_message: str = ""
+    pod_ip: str | None = None
 
     @property
     def alive(self) -> bool:
@@ -279,6 +283,7 @@ class MediaPod:
             created_at=parse_time(meta.get("creationTimestamp")),
             unschedulable_since=parse_time(scheduled.get("lastTransitionTime")),
             scheduler_message=str(scheduled.get("message") or "")[:300],
+            pod_ip=status.get("podIP") or None,
         )
 
 
