@@ -36,8 +36,9 @@ import pytest
 from lightkube import Client
 from lightkube.resources.core_v1 import Secret
 from sprechzimmer.contract import FINALIZER
+from sprechzimmer.contract.rfc3339 import parse_time
 from sprechzimmer.operator.core import billing
-from sprechzimmer.operator.core.model import BillingState, Lease, Presence, minutes_for, parse_time
+from sprechzimmer.operator.core.model import BillingState, Lease, Presence, minutes_for
 from support import (
     OperatorProcess,
     VideoSession,

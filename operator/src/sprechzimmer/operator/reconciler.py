@@ -35,12 +35,13 @@ from sprechzimmer.contract import (
     SecretKey,
     keys,
 )
+from sprechzimmer.contract.rfc3339 import parse_time
 from sprechzimmer.operator.adapters.kube import Gone, Kube, Permanent, Retry
 from sprechzimmer.operator.adapters.metrics import Metrics
 from sprechzimmer.operator.core import codes, leadership, lifecycle, manifests, usage
 from sprechzimmer.operator.core.expiry import expires_at
 from sprechzimmer.operator.core.hostports import PortUse
-from sprechzimmer.operator.core.model import Lease, MediaPod, Node, Session, parse_time
+from sprechzimmer.operator.core.model import Lease, MediaPod, Node, Session
 from sprechzimmer.operator.core.settings import OperatorSettings
 
 logger = logging.getLogger("sprechzimmer.operator")
@@ -412,7 +413,7 @@ class Reconciler:
                 seen is not None
                 and session.scheduled_start - self.settings.lead_time <= session.created_at
             ):
-                mode = "MediaPod" if session.group else "PeerToPeer"
+                mode = session.join_mode.value
                 self.metrics.create_to_ready.labels(mode=mode).observe(time.monotonic() - seen)
         if plan.phase != session.phase:
             logger.info(

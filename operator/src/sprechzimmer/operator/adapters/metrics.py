@@ -21,6 +21,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sprechzimmer.contract import Phase, Region
+from sprechzimmer.contract.mediapod import JoinMode
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0)
 HANDLER_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -107,8 +108,8 @@ class Metrics:
                 self.placement_failures,
             ):
                 metric.labels(region=region.value)
-        for mode in ("PeerToPeer", "MediaPod"):
-            self.create_to_ready.labels(mode=mode)
+        for mode in JoinMode:
+            self.create_to_ready.labels(mode=mode.value)
         for reason in ("Expired", "Deleted"):
             self.usage_records.labels(reason=reason)
         for kind in ("retry", "permanent", "invalid", "unexpected"):

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sprechzimmer.operator.core.model import parse_time
+from sprechzimmer.contract.rfc3339 import parse_time
 
 # Leaves room below 2**53 so JSON clients never round a priority.
 _PRIORITY_BASE_MS = 10**13

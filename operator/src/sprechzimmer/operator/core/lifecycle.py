@@ -23,6 +23,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sprechzimmer.contract import ConditionType, Phase
+from sprechzimmer.contract.mediapod import JoinMode
+from sprechzimmer.contract.rfc3339 import format_time
 from sprechzimmer.operator.core import billing as billing_rules
 from sprechzimmer.operator.core import expiry, hostports, placement
 from sprechzimmer.operator.core import presence as presence_rules
@@ -37,7 +39,6 @@ from sprechzimmer.operator.core.model import (
     MediaPod,
     Node,
     Session,
-    format_time,
 )
 from sprechzimmer.operator.core.settings import OperatorSettings
 from sprechzimmer.operator.core.usage import usage_record, usage_record_name
@@ -266,7 +267,7 @@ def _live(observed: Observed, settings: OperatorSettings) -> Plan:
             Condition(
                 ConditionType.READY,
                 True,
-                "PeerToPeer",
+                JoinMode.PEER_TO_PEER.value,
                 "Two people join peer-to-peer via signaling",
             )
         )
@@ -417,7 +418,7 @@ def _live(observed: Observed, settings: OperatorSettings) -> Plan:
         "expiresAt": format_time(expiry.expires_at(s)),
         "codesSecretName": codes_secret_name(s),
         "join": {
-            "mode": "MediaPod" if s.group else "PeerToPeer",
+            "mode": s.join_mode.value,
             "signalingURL": settings.signaling_url,
             "mediaEndpoint": endpoint,
         },

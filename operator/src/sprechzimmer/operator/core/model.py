@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sprechzimmer.contract import (
@@ -23,26 +23,13 @@ from sprechzimmer.contract import (
     Region,
     parse_duration,
 )
+from sprechzimmer.contract.mediapod import JoinMode
+from sprechzimmer.contract.rfc3339 import format_time, parse_time
 
 Body = Mapping[str, Any]
 
 # On media pods: the allocated TURN host port, so allocations survive operator restarts.
 ANNOTATION_TURN_PORT = f"{GROUP}/turn-port"
-
-
-def parse_time(text: str | None) -> datetime | None:
-    """RFC 3339 → aware UTC datetime; None stays None."""
-    if not text:
-        return None
-    value = datetime.fromisoformat(text.replace("z", "Z").replace("Z", "+00:00"))
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
-
-
-def format_time(value: datetime) -> str:
-    """Aware datetime → RFC 3339 in UTC with whole seconds (``2026-11-21T10:30:00Z``)."""
-    return value.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def floor_second(value: datetime) -> datetime:
@@ -188,6 +175,10 @@ class Session:
     def group(self) -> bool:
         """Three to five people: needs a media pod; two people go peer-to-peer."""
         return self.clients >= 2
+
+    @property
+    def join_mode(self) -> JoinMode:
+        return JoinMode.MEDIA_POD if self.group else JoinMode.PEER_TO_PEER
 
     @property
     def key(self) -> tuple[str, str]:

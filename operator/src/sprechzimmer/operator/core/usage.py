@@ -21,7 +21,8 @@ from sprechzimmer.contract import (
     MANAGED_BY,
     USAGE_RECORD_KIND,
 )
-from sprechzimmer.operator.core.model import Session, format_time
+from sprechzimmer.contract.rfc3339 import format_time
+from sprechzimmer.operator.core.model import Session
 
 
 def usage_record_name(session_uid: str) -> str:
@@ -47,7 +48,7 @@ def usage_record(
         "scheduledStart": format_time(session.scheduled_start),
         "endedAt": format_time(ended_at),
         "endReason": end_reason,
-        "mode": "MediaPod" if session.group else "PeerToPeer",
+        "mode": session.join_mode.value,
         "region": session.region.value,
         "durationSeconds": billable_seconds,
         "billedMinutes": billed_minutes,
