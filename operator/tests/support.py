@@ -1,7 +1,7 @@
 """Helpers for the cluster tests: the operator as a real process, sessions, presence, Leases.
 
 Nothing here mocks the API server: sessions, Leases and presence are written to the real
-control plane exactly as signaling will write them (docs/operator.md, "Presence contract").
+control plane exactly as signaling will write them (docs/operator.md, "Contracts with signaling").
 """
 
 from __future__ import annotations

@@ -246,10 +246,6 @@ class Kube:
         path = object_path(API_VERSION, PLURAL, namespace, name) + "/status"
         return await self._patch(path, patch)
 
-    async def get_usage_record(self, namespace: str, name: str) -> dict[str, Any]:
-        path = object_path(API_VERSION, USAGE_RECORD_PLURAL, namespace, name)
-        return await self._request("GET", path)
-
     # --- listing (startup seeding and sweeps) -------------------------------------------------
 
     async def _list(self, path: str, selector: str | None = None) -> AsyncIterator[dict[str, Any]]:

@@ -1,6 +1,6 @@
 """The VideoSession phase machine: one pure function from observations to a plan. No I/O.
 
-``plan(observed, settings)`` is the whole lifecycle (see ARCHITECTURE.md, "Lifecycle"):
+``plan(observed, settings)`` is the whole lifecycle (docs/operator.md, "Lifecycle"):
 
     Scheduled ─start window─▶ Ready ─≥2 present─▶ Active ─everyone gone─▶ … ─idleTimeout─▶ Idle
         │                       ▲                                                        │
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -151,7 +151,6 @@ class Plan:
     billed_minutes_delta: int = 0
     placement_failed: bool = False
     media_ready: bool = False
-    notes: tuple[str, ...] = field(default=())
 
 
 _WAITING_FOR_SCHEDULER = ("Pending", "Waiting for the scheduler")

@@ -2,7 +2,7 @@
 
 Values come from environment variables prefixed ``SPRECHZIMMER_OPERATOR_`` (nested fields with
 ``__``, e.g. ``SPRECHZIMMER_OPERATOR_MEDIA_RESOURCES__LIMITS_CPU``) and optionally a YAML file
-(``SPRECHZIMMER_OPERATOR_CONFIG_FILE``, read by ``load_settings`` in the adapters); environment
+(``SPRECHZIMMER_OPERATOR_CONFIG_FILE``, read by ``load_settings`` in ``__main__``); environment
 variables win over the file. docs/operator.md lists every field.
 """
 
