@@ -316,6 +316,7 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
     settings = {
         "peering_name": peering,
         "presence_namespace": namespaces[0],
+        "usage_namespace": namespaces[0],
         "log_level": args.log_level,
         # Nobody joins the benchmark's sessions: keep them out of Idle (which would release
         # their media pods while the steady state is measured).

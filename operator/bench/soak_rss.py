@@ -120,6 +120,7 @@ def main() -> int:
         {
             "standalone": "true",
             "presence_namespace": namespace,
+            "usage_namespace": namespace,
             "log_level": "WARNING",
             # The fake changedAt clock is far in the future: no idle timeout fires meanwhile.
             "idle_timeout": "24h",

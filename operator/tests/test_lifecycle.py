@@ -383,6 +383,7 @@ def test_usage_record_contents_have_no_client_data() -> None:
     p = plan(body, at(hours=24, seconds=5))
     record = next(a for a in p.actions if isinstance(a, lc.WriteUsageRecord)).body
     assert record["metadata"]["name"] == "vs-11111111-2222-3333-4444-555555555555"
+    assert record["metadata"]["namespace"] == CFG.usage_namespace != "praxis"
     spec = record["spec"]
     assert (spec["billedMinutes"], spec["durationSeconds"], spec["peakParticipants"]) == (2, 61, 3)
     assert (spec["practiceNamespace"], spec["host"], spec["date"], spec["region"]) == (

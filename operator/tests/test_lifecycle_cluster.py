@@ -64,6 +64,7 @@ def standalone(
     values = {
         "standalone": "true",
         "presence_namespace": namespace,
+        "usage_namespace": namespace,
         # Long, so a no-show's media pod stays while a slow machine checks it; the idle test
         # sets its own.
         "idle_timeout": "600",

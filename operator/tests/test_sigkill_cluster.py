@@ -243,6 +243,7 @@ def test_sigkill_at_random_points_converges_exactly(
     settings = {
         "standalone": "true",
         "presence_namespace": namespace,
+        "usage_namespace": namespace,
         "region_allow_list": json.dumps({"de": [de], "at": ["at-vie"]}),
         "idle_timeout": "3",
         "retention": "10m",

@@ -664,7 +664,7 @@ class Reconciler:
             if self.active:
                 try:
                     refs = []
-                    async for body in self.kube.list_usage_records():
+                    async for body in self.kube.list_usage_records(self.settings.usage_namespace):
                         meta = body.get("metadata") or {}
                         created = parse_time(meta.get("creationTimestamp"))
                         if created is not None:

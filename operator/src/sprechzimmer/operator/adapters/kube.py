@@ -58,13 +58,13 @@ PLURALS: dict[tuple[str, str], str] = {
 
 # Every API access of the operator process — this module and Kopf (watches, peering) — as
 # (API group, resource) → verbs. operator/deploy/rbac.yaml grants exactly this, no more
-# (operator/tests/test_rbac_cluster.py compares both ways and runs the lifecycle under it).
+# (operator/tests/test_rbac_cluster.py compares both ways and runs the lifecycle under it):
+# API_ACCESS cluster-wide (its ClusterRole), OWN_NAMESPACE_ACCESS only in ``usage_namespace``
+# (its Role).
 API_ACCESS: dict[tuple[str, str], frozenset[str]] = {
     # Kopf's watch (list + watch); labels, finalizer and note (patch); retention (delete).
     (GROUP, PLURAL): frozenset({"list", "watch", "patch", "delete"}),
     (GROUP, f"{PLURAL}/status"): frozenset({"patch"}),
-    # create once; get when a retry finds it (AlreadyExists); list + delete: retention sweep.
-    (GROUP, USAGE_RECORD_PLURAL): frozenset({"create", "get", "list", "delete"}),
     # Kopf's watch of media pods; create (get on AlreadyExists); delete.
     ("", "pods"): frozenset({"list", "watch", "create", "get", "delete"}),
     # codes and media Secrets: create (get on AlreadyExists: a retry reuses the codes); delete.
@@ -74,6 +74,10 @@ API_ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("coordination.k8s.io", "leases"): frozenset({"list", "watch"}),
     # Kopf: watch + keep-alive patches; ours: get (leadership poll), create (if missing).
     ("kopf.dev", "clusterkopfpeerings"): frozenset({"list", "watch", "get", "patch", "create"}),
+}
+OWN_NAMESPACE_ACCESS: dict[tuple[str, str], frozenset[str]] = {
+    # create once; get when a retry finds it (AlreadyExists); list + delete: retention sweep.
+    (GROUP, USAGE_RECORD_PLURAL): frozenset({"create", "get", "list", "delete"}),
 }
 
 
@@ -194,11 +198,18 @@ class Kube:
         return await self._request("POST", path, body=body, params={"fieldManager": FIELD_MANAGER})
 
     async def create(self, body: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
-        """Create ``body``; if it exists, return the existing object. (object, created)."""
+        """Create ``body``; if it exists, return the existing object. (object, created).
+
+        A 404 here means the namespace is missing (e.g. ``usage_namespace`` was never created):
+        a configuration error, not a sign that the session is gone.
+        """
         try:
             return await self._post(body), True
         except Conflict:
             pass
+        except Gone as err:
+            namespace = body["metadata"].get("namespace")
+            raise Permanent(f"cannot create {body['kind']} in {namespace}: {err}") from err
         meta = body["metadata"]
         path = object_path(body["apiVersion"], _plural(body), meta.get("namespace"), meta["name"])
         return await self._request("GET", path), False
@@ -272,8 +283,8 @@ class Kube:
         path = collection_path("coordination.k8s.io/v1", "leases", namespace)
         return self._list(path, PRESENCE_LEASE_SELECTOR)
 
-    def list_usage_records(self) -> AsyncIterator[dict[str, Any]]:
-        return self._list(collection_path(API_VERSION, USAGE_RECORD_PLURAL, None))
+    def list_usage_records(self, namespace: str) -> AsyncIterator[dict[str, Any]]:
+        return self._list(collection_path(API_VERSION, USAGE_RECORD_PLURAL, namespace))
 
     # --- peering ------------------------------------------------------------------------------
 

@@ -558,6 +558,7 @@ def _teardown(observed: Observed, settings: OperatorSettings, reason: EndReason)
     if not recorded and (codes_issued or s.phase is not None):
         body = usage_record(
             s,
+            namespace=settings.usage_namespace,
             billable_seconds=final.billable_seconds,
             billed_minutes=final.billed_minutes,
             peak=s.presence.peak,

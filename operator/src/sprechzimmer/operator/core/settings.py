@@ -100,6 +100,13 @@ class OperatorSettings(BaseSettings):
     presence_namespace: str = Field(
         "sprechzimmer-system", description="Namespace of the signaling replicas' presence Leases."
     )
+    usage_namespace: str = Field(
+        "sprechzimmer-system",
+        description=(
+            "Namespace of the usage records: the operator's own, so a bill outlives the"
+            " practice's namespace."
+        ),
+    )
     signaling_url: str = Field(
         "https://signaling.sprechzimmer.local", description="Base URL of signaling."
     )

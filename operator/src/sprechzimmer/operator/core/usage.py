@@ -1,9 +1,12 @@
 """The usage record: the durable, immutable bill of one session, and its retention. No I/O.
 
 One ``UsageRecord`` per session, named after the session UID, so writing it again after a
-crash is an AlreadyExists instead of a second bill. It carries the practice (namespace), the
-host handle, the date, durations, billed minutes, peak participants and region — no client
-data. Records are deleted after the retention (default 90 days).
+crash is an AlreadyExists instead of a second bill. Records live in the operator's own
+namespace (``usage_namespace``), not the practice's: a practice deleting its namespace must not
+take its bills along, nor block on writing them into a namespace that refuses new objects. A
+record carries the practice (namespace), the host handle, the date, durations, billed minutes,
+peak participants and region — no client data. Records are deleted after the retention
+(default 90 days).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ def usage_record_name(session_uid: str) -> str:
 def usage_record(
     session: Session,
     *,
+    namespace: str,
     billable_seconds: int,
     billed_minutes: int,
     peak: int,
@@ -61,7 +65,7 @@ def usage_record(
         "kind": USAGE_RECORD_KIND,
         "metadata": {
             "name": usage_record_name(session.uid),
-            "namespace": session.namespace,
+            "namespace": namespace,
             "labels": {
                 LABEL_MANAGED_BY: MANAGED_BY,
                 LABEL_SESSION_UID: session.uid,
