@@ -3,7 +3,8 @@
 Thin, idempotent verbs over plain REST with aiohttp: creating something that exists returns the
 existing object, deleting something gone is a no-op. Bodies in and out are plain dicts.
 Errors are split into retryable (``Retry``: conflicts, throttling, server errors, network) and
-permanent (``Permanent``: the request itself is wrong).
+permanent (``Permanent``: the request itself is wrong); they belong to the ``ports.KubeAPI``
+contract this class implements.
 
 Why not a client library: the operator makes a handful of kinds of request, and at hundreds of
 session starts per second the client's own CPU matters. A profile under the benchmark put
@@ -37,6 +38,9 @@ from sprechzimmer.contract import (
     VERSION,
     Component,
 )
+from sprechzimmer.operator.ports import Conflict, Gone, Permanent, Retry
+
+__all__ = ["API_ACCESS", "OWN_NAMESPACE_ACCESS", "Conflict", "Gone", "Kube", "Permanent", "Retry"]
 
 API_VERSION = f"{GROUP}/{VERSION}"
 PEERING_API_VERSION = "kopf.dev/v1"
@@ -81,22 +85,6 @@ OWN_NAMESPACE_ACCESS: dict[tuple[str, str], frozenset[str]] = {
 }
 
 
-class Retry(Exception):
-    """Try again later: the cluster was busy, unreachable or the object changed meanwhile."""
-
-
-class Permanent(Exception):
-    """The request is wrong and will stay wrong; retrying slowly only helps after a fix."""
-
-
-class Gone(Exception):
-    """The object no longer exists."""
-
-
-class Conflict(Retry):
-    """409: the object exists already (create) or changed meanwhile (update)."""
-
-
 def classify(code: int, message: str) -> Exception:
     """The exception for an API error status."""
     if code == 404:
@@ -136,7 +124,7 @@ def login() -> kopf.ConnectionInfo:
 
 
 class Kube:
-    """The operator's Kubernetes verbs."""
+    """The operator's Kubernetes verbs (implements ``ports.KubeAPI``)."""
 
     def __init__(self, session: aiohttp.ClientSession, server: str) -> None:
         self._session = session

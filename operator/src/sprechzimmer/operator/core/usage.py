@@ -11,7 +11,7 @@ peak participants and region — no client data. Records are deleted after the r
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,7 +24,7 @@ from sprechzimmer.contract import (
     MANAGED_BY,
     USAGE_RECORD_KIND,
 )
-from sprechzimmer.contract.rfc3339 import format_time
+from sprechzimmer.contract.rfc3339 import format_time, parse_time
 from sprechzimmer.operator.core.model import Session
 
 
@@ -82,6 +82,15 @@ class RecordRef:
     name: str
     created_at: datetime
 
+    @classmethod
+    def parse(cls, body: Mapping[str, Any]) -> RecordRef | None:
+        """A listed record; None without a creation time (never from a real API server)."""
+        meta = body.get("metadata") or {}
+        created = parse_time(meta.get("creationTimestamp"))
+        if created is None:
+            return None
+        return cls(str(meta.get("namespace", "")), str(meta["name"]), created)
+
 
 def expired_records(
     records: Iterable[RecordRef], now: datetime, retention: timedelta
@@ -90,3 +99,11 @@ def expired_records(
     return sorted(
         (r for r in records if now >= r.created_at + retention), key=lambda r: r.created_at
     )
+
+
+def past_retention(
+    bodies: Iterable[Mapping[str, Any]], now: datetime, retention: timedelta
+) -> list[RecordRef]:
+    """The listed records to delete, oldest first."""
+    refs = (RecordRef.parse(b) for b in bodies)
+    return expired_records((r for r in refs if r is not None), now, retention)
