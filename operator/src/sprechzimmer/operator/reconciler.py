@@ -21,22 +21,8 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from sprechzimmer.operator.core import actions as act
 from sprechzimmer.operator.core import leadership, lifecycle, manifests, usage
-from sprechzimmer.operator.core.actions import (
-    CreateMediaPod,
-    DeletePod,
-    DeleteSession,
-    EnsureMediaSecret,
-    Event,
-    IssueCodes,
-    Observed,
-    PatchStatus,
-    Plan,
-    ReleaseFinalizer,
-    RevokeCodes,
-    ScrubSession,
-    WriteUsageRecord,
-)
 from sprechzimmer.operator.core.model import Lease, MediaPod, Node, Session
 from sprechzimmer.operator.core.settings import OperatorSettings
 from sprechzimmer.operator.index import Index, Key
@@ -219,7 +205,7 @@ class Reconciler:
         if session is None:
             return
         now = self._wallclock()
-        observed = Observed(
+        observed = act.Observed(
             session=session,
             pods=self.index.pods_of(session.uid),
             nodes=self.index.nodes,
@@ -247,7 +233,7 @@ class Reconciler:
         if plan.next_wakeup is not None:
             self.schedule(key, (plan.next_wakeup - self._wallclock()).total_seconds())
 
-    def _record(self, session: Session, plan: Plan) -> None:
+    def _record(self, session: Session, plan: act.Plan) -> None:
         region = session.region.value
         self.metrics.planned(region, plan)
         seen = self.index.first_seen.get(session.key)
@@ -265,29 +251,29 @@ class Reconciler:
                 },
             )
 
-    async def _apply(self, s: Session, plan: Plan) -> None:
+    async def _apply(self, s: Session, plan: act.Plan) -> None:
         """Send each action's finished body, in order. The only data passed between actions is
         the API's answer an action's own finishing function asks for."""
         record: Mapping[str, Any] | None = None  # the usage record written or found
         for action in plan.actions:
             match action:
-                case IssueCodes(secret=secret, digests=digests):
+                case act.IssueCodes(secret=secret, digests=digests):
                     # Claim before the first await: two sessions of one host planned at once
                     # can never draw the same code.
                     self.index.claim_digests(s.host, s.key, digests)
                     stored, _ = await self.kube.create(secret)
                     await self._patch(s, action.metadata_patch(stored))
-                case EnsureMediaSecret(body=body):
+                case act.EnsureMediaSecret(body=body):
                     await self.kube.create(body)
-                case CreateMediaPod(body=body):
+                case act.CreateMediaPod(body=body):
                     pod, created = await self.kube.create(body)
                     self.index.upsert_pod(MediaPod.parse(pod))
                     if created:
                         self.metrics.media_pod_created(s.region.value)
-                case DeletePod(name=name):
+                case act.DeletePod(name=name):
                     await self.kube.delete_pod(s.namespace, name)
                     self.index.remove_pod(s.namespace, name)
-                case WriteUsageRecord(reason=reason, body=body):
+                case act.WriteUsageRecord(reason=reason, body=body):
                     record, created = await self.kube.create(body)
                     if created:
                         self.metrics.usage_record_written(reason.value)
@@ -295,18 +281,18 @@ class Reconciler:
                             "usage record written",
                             extra={"namespace": s.namespace, "session": s.name},
                         )
-                case RevokeCodes(secret_names=names):
+                case act.RevokeCodes(secret_names=names):
                     for name in names:
                         await self.kube.delete_secret(s.namespace, name)
-                case ScrubSession(patch=patch):
+                case act.ScrubSession(patch=patch):
                     await self._patch(s, patch)
-                case PatchStatus():
+                case act.PatchStatus():
                     patch = action.finished(record)
                     self._store(await self.kube.patch_session_status(s.namespace, s.name, patch))
-                case ReleaseFinalizer(patch=patch):
+                case act.ReleaseFinalizer(patch=patch):
                     with contextlib.suppress(Gone):
                         await self._patch(s, patch)
-                case DeleteSession():
+                case act.DeleteSession():
                     await self.kube.delete_session(s.namespace, s.name)
 
     async def _patch(self, s: Session, patch: Mapping[str, Any]) -> None:
@@ -318,7 +304,7 @@ class Reconciler:
 
     # --- events -----------------------------------------------------------------------------------
 
-    def _post_event(self, s: Session, ev: Event, now: datetime) -> None:
+    def _post_event(self, s: Session, ev: act.Event, now: datetime) -> None:
         body = manifests.event(
             s,
             name_suffix=self._random_bytes(8).hex(),
