@@ -26,14 +26,10 @@ def namespace_exists(cluster: Any, name: str) -> bool:
 
 
 def test_deleting_a_practice_namespace_keeps_one_record_per_session(
-    cluster: Any,
-    namespace: str,
-    kube: Client,
-    tmp_path: Path,
-    region: Callable[..., str],
+    cluster: Any, kube: Client, namespace: str, region: Callable[..., str], tmp_path: Path
 ) -> None:
-    de = region(1)
     practice = f"praxis-{secrets.token_hex(4)}"
+    de = region(1)
     cluster.kubectl("create", "namespace", practice)
     wait_for(
         "the practice's default service account",

@@ -19,6 +19,7 @@ from sprechzimmer.contract import (
     LABEL_CLIENT_CODE_DIGEST,
     LABEL_HOST_CODE_DIGEST,
     LABEL_HOST_LINK_DIGEST,
+    LABEL_SESSION_UID,
     USAGE_RECORD_KIND,
     SecretKey,
 )
@@ -269,3 +270,55 @@ async def test_a_failing_reconcile_backs_off_on_the_clock() -> None:
     session = kube.get("VideoSession", "praxis", "termin")
     assert session is not None
     assert session["status"]["phase"] == "Ready"
+
+
+async def test_the_sweep_deletes_old_records_of_the_usage_namespace_only() -> None:
+    kube = FakeKube()
+    reconciler, _ = make(kube, at(hours=24 * 100))
+
+    def record(name: str, namespace: str, created: str) -> None:
+        meta = {"name": name, "namespace": namespace, "creationTimestamp": created}
+        kube.put({"apiVersion": "sprechzimmer.io/v1alpha1", "metadata": meta}, USAGE_RECORD_KIND)
+
+    record("vs-old", CFG.usage_namespace, "2026-08-01T00:00:00Z")  # > 90 days
+    record("vs-new", CFG.usage_namespace, "2027-02-20T00:00:00Z")
+    record("vs-elsewhere", "praxis", "2026-08-01T00:00:00Z")  # not the operator's to sweep
+    await reconciler.sweep_usage_records()
+    left = {r["metadata"]["name"] for r in kube.of_kind(USAGE_RECORD_KIND)}
+    assert left == {"vs-new", "vs-elsewhere"}
+
+
+async def test_watch_events_queue_the_sessions_they_concern() -> None:
+    kube = FakeKube()
+    reconciler, _ = make(kube, at(1))
+    reconciler.active = True
+    presence = {"connected": 2, "vouchedBy": "sig-0", "changedAt": "2026-11-21T10:00:00Z"}
+    vouched = add_session(kube, reconciler, "gruppe", clients=3, status={"presence": presence})
+    other = add_session(kube, reconciler, "eins")
+    await drain(reconciler)
+    lease = {"metadata": {"name": "sig-0", "namespace": CFG.presence_namespace}, "spec": {}}
+    reconciler.on_lease("ADDED", lease)
+    reconciler.on_lease("MODIFIED", lease)  # a renewal: only deadlines move, nothing queued
+    assert await drain(reconciler) == [vouched]
+    reconciler.on_lease("ADDED", {**lease, "metadata": {**lease["metadata"], "namespace": "x"}})
+    assert await drain(reconciler) == []
+    pod = {
+        "metadata": {"name": "p", "namespace": "praxis", "labels": {LABEL_SESSION_UID: "uid-eins"}},
+        "spec": {"nodeName": "fra"},
+        "status": {"phase": "Running"},
+    }
+    reconciler.on_pod("ADDED", pod)
+    assert await drain(reconciler) == [other]
+    reconciler.on_node("MODIFIED", NODE)  # unchanged: nothing to do
+    assert await drain(reconciler) == []
+    reconciler.on_node("MODIFIED", {**NODE, "spec": {"unschedulable": True}})
+    assert await drain(reconciler) == [other]
+
+
+async def drain(reconciler: Reconciler) -> list[tuple[str, str]]:
+    taken = []
+    while len(reconciler.queue):
+        key = await reconciler.queue.take()
+        taken.append(key)
+        reconciler.queue.done(key)
+    return taken
