@@ -34,10 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
-import re
-import resource
 import secrets
 import signal
 import subprocess
@@ -56,34 +53,21 @@ from sprechzimmer.devcluster.nodes import NodeSpec, node_manifest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from support import OperatorProcess, VideoSession, iso, now, wait_for
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from measure import (
+    CpuMeter,
+    api_requests,
+    busiest,
+    control_plane_pids,
+    own_cpu,
+    pct,
+    rss_mb,
+)
+
 REPO = Path(__file__).resolve().parents[2]
 REGIONS = [("de-fra", 40), ("de-ber", 25), ("at-vie", 30), ("nl-ams", 5)]
 NAMESPACES = 10
 IN_FLIGHT = 256
-
-
-def proc_cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def own_cpu() -> float:
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
-
-
-def pct(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
 class Load:
@@ -195,20 +179,6 @@ class Load:
         return float("nan")
 
 
-class CpuMeter:
-    def __init__(self, pids: dict[str, int]) -> None:
-        self.pids = pids
-        self.t0 = time.monotonic()
-        self.c0 = {n: proc_cpu(p) for n, p in pids.items()}
-        self.own0 = own_cpu()
-
-    def read(self) -> dict[str, float]:
-        dt = time.monotonic() - self.t0
-        out = {n: round(100 * (proc_cpu(p) - self.c0[n]) / dt, 1) for n, p in self.pids.items()}
-        out["load-generator"] = round(100 * (own_cpu() - self.own0) / dt, 1)
-        return out
-
-
 def add_nodes(cluster: Cluster, count: int) -> list[str]:
     items: list[dict[str, Any]] = []
     names: list[str] = []
@@ -235,39 +205,6 @@ def nodes_ready(cluster: Cluster, names: list[str]) -> bool:
     listed = json.loads(cluster.kubectl("get", "nodes", "-o", "json").stdout)["items"]
     ready = {n["metadata"]["name"] for n in listed if node_schedulable(n)}
     return set(names) <= ready
-
-
-def api_requests(cluster: Cluster) -> dict[tuple[str, str, str], float]:
-    """The API server's request counters by (verb, resource, subresource)."""
-    counts: dict[tuple[str, str, str], float] = {}
-    for line in cluster.kubectl("get", "--raw", "/metrics").stdout.splitlines():
-        if line.startswith("apiserver_request_total{"):
-            labels = dict(re.findall(r'(\w+)="([^"]*)"', line))
-            key = (
-                labels.get("verb", ""),
-                labels.get("resource", ""),
-                labels.get("subresource", ""),
-            )
-            counts[key] = counts.get(key, 0.0) + float(line.rsplit(" ", 1)[1])
-    return counts
-
-
-def busiest(
-    before: dict[tuple[str, str, str], float],
-    after: dict[tuple[str, str, str], float],
-    seconds: float,
-) -> dict[str, float]:
-    """The six busiest kinds of request between two counter readings, per second."""
-    rates = {" ".join(k): (n - before.get(k, 0.0)) / seconds for k, n in after.items()}
-    return {k: round(v, 1) for k, v in sorted(rates.items(), key=lambda kv: -kv[1])[:6]}
-
-
-def control_plane_pids(kubeconfig: Path) -> dict[str, int]:
-    pids_file = kubeconfig.parent / "pids.json"
-    if not pids_file.exists():
-        return {}
-    pids = json.loads(pids_file.read_text())
-    return {k: v for k, v in pids.items() if k != "kube-controller-manager"}
 
 
 async def measure_ceiling(
@@ -316,6 +253,7 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
     settings = {
         "peering_name": peering,
         "presence_namespace": namespaces[0],
+        "usage_namespace": namespaces[0],
         "log_level": args.log_level,
         # Nobody joins the benchmark's sessions: keep them out of Idle (which would release
         # their media pods while the steady state is measured).

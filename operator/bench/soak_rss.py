@@ -40,6 +40,8 @@ from lightkube.resources.core_v1 import Namespace
 from lightkube.types import PatchType
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from measure import rss_mb
 from support import (
     OperatorProcess,
     VideoSession,
@@ -47,13 +49,6 @@ from support import (
     renew_lease,
     wait_for,
 )
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -120,6 +115,7 @@ def main() -> int:
         {
             "standalone": "true",
             "presence_namespace": namespace,
+            "usage_namespace": namespace,
             "log_level": "WARNING",
             # The fake changedAt clock is far in the future: no idle timeout fires meanwhile.
             "idle_timeout": "24h",

@@ -1,7 +1,7 @@
 """Helpers for the cluster tests: the operator as a real process, sessions, presence, Leases.
 
 Nothing here mocks the API server: sessions, Leases and presence are written to the real
-control plane exactly as signaling will write them (docs/operator.md, "Presence contract").
+control plane exactly as signaling will write them (docs/operator.md, "Contracts with signaling").
 """
 
 from __future__ import annotations
@@ -264,8 +264,14 @@ def secret_exists(kube: Client, namespace: str, name: str) -> bool:
         raise
 
 
-def usage_records(kube: Client, namespace: str) -> list[dict[str, Any]]:
-    return [r.to_dict() for r in kube.list(UsageRecord, namespace=namespace)]  # type: ignore[attr-defined]
+def usage_records(
+    kube: Client, practice: str, *, kept_in: str | None = None
+) -> list[dict[str, Any]]:
+    """The usage records of sessions in namespace ``practice``, kept in namespace ``kept_in``
+    (the operator's ``usage_namespace``; most tests set it to the practice's own)."""
+    listed = kube.list(UsageRecord, namespace=kept_in or practice)
+    records: list[dict[str, Any]] = [r.to_dict() for r in listed]  # type: ignore[attr-defined]
+    return [r for r in records if r["spec"]["practiceNamespace"] == practice]
 
 
 # --- presence, exactly as the contract says signaling writes it ---------------------------

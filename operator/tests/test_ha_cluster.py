@@ -36,6 +36,7 @@ def pair(
         "peering_name": peering,
         "peering_lifetime": "8",
         "presence_namespace": namespace,
+        "usage_namespace": namespace,
         "region_allow_list": json.dumps({"de": [de], "at": ["at-vie"]}),
     }
     with operators(cluster.kubeconfig, tmp_path) as start:

@@ -3,12 +3,16 @@ cluster tests run every verb against a real API server)."""
 
 from __future__ import annotations
 
+import aiohttp
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 from sprechzimmer.operator.adapters.kube import (
     API_VERSION,
     PLURALS,
     Conflict,
     Gone,
+    Kube,
     Permanent,
     Retry,
     classify,
@@ -68,3 +72,28 @@ def test_error_classes(code: int, kind: type[Exception]) -> None:
 
 def test_a_conflict_is_retried() -> None:
     assert isinstance(classify(409, "m"), Retry)
+
+
+async def test_create_is_idempotent_and_a_missing_namespace_is_permanent() -> None:
+    """Against a real HTTP server that answers as the API server does."""
+    existing = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "have"}}
+
+    async def post(request: web.Request) -> web.Response:
+        if request.match_info["ns"] == "gone":
+            body = {"message": 'namespaces "gone" not found', "code": 404}
+            return web.json_response(body, status=404)
+        return web.json_response({"message": "already exists", "code": 409}, status=409)
+
+    async def get(request: web.Request) -> web.Response:
+        return web.json_response(existing)
+
+    app = web.Application()
+    app.router.add_post("/api/v1/namespaces/{ns}/secrets", post)
+    app.router.add_get("/api/v1/namespaces/{ns}/secrets/{name}", get)
+    async with TestServer(app) as server, aiohttp.ClientSession() as session:
+        kube = Kube(session, str(server.make_url("")))
+        body = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "have"}}
+        found, created = await kube.create({**body, "metadata": {"name": "have", "namespace": "p"}})
+        assert (found, created) == (existing, False)
+        with pytest.raises(Permanent, match="gone"):
+            await kube.create({**body, "metadata": {"name": "x", "namespace": "gone"}})

@@ -2,91 +2,26 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import base64
+from datetime import datetime
 from typing import Any
 
 import pytest
-from conftest import KEY, T0, at, iso, session_body, settings
-from sprechzimmer.contract import FINALIZER, LABEL_CLIENT_CODE_DIGEST, LABEL_HOST_CODE_DIGEST, Phase
+from conftest import KEY, at, iso, session_body
+from planning import CFG, MEDIA1, issued, kinds, media_pod, plan, present, status, status_patch
+from sprechzimmer.contract import (
+    FINALIZER,
+    LABEL_CLIENT_LINK_DIGEST,
+    LABEL_HOST_CODE_DIGEST,
+    Phase,
+    SecretKey,
+)
+from sprechzimmer.contract.keys import code_digest, link_digest
+from sprechzimmer.operator.core import actions as act
 from sprechzimmer.operator.core import lifecycle as lc
-from sprechzimmer.operator.core.hostports import PortUse
-from sprechzimmer.operator.core.model import Lease, MediaPod, Node, Session
+from sprechzimmer.operator.core.model import MediaPod, Session
 
 pytestmark = pytest.mark.unit
-CFG = settings(host_port_min=10000, host_port_max=10009)
-ISSUED = {LABEL_HOST_CODE_DIGEST: "a" * 32, LABEL_CLIENT_CODE_DIGEST: "b" * 32}
-NODES = {
-    "fra": Node("fra", "de-fra", "203.0.113.1", True),
-    "ams": Node("ams", "nl-ams", "192.0.2.1", True),
-}
-LEASES = {"sig-0": Lease("sig-0", at(hours=1), timedelta(seconds=30))}
-
-
-def issued(**kw: Any) -> dict[str, Any]:
-    kw.setdefault("labels", ISSUED)
-    kw.setdefault("finalizers", [FINALIZER])
-    return session_body(**kw)
-
-
-def status(phase: Phase, **extra: Any) -> dict[str, Any]:
-    out = {"phase": phase.value, "observedGeneration": 1, "codesSecretName": "termin-codes"}
-    out.update(extra)
-    return out
-
-
-def media_pod(name: str = "vs-11111111-2222-3333-4444-555555555555-media-1", **kw: Any) -> MediaPod:
-    base: dict[str, Any] = dict(
-        namespace="praxis",
-        name=name,
-        session_uid="11111111-2222-3333-4444-555555555555",
-        node_name="fra",
-        turn_port=10003,
-        phase="Running",
-        ready=True,
-        unschedulable=False,
-        deleting=False,
-        created_at=T0,
-    )
-    base.update(kw)
-    return MediaPod(**base)
-
-
-def plan(
-    body: dict[str, Any],
-    now: datetime,
-    *,
-    pods: list[MediaPod] = (),
-    uses: list[PortUse] = (),
-    nodes: dict[str, Node] = NODES,
-) -> lc.Plan:  # type: ignore[assignment]
-    observed = lc.Observed(Session.parse(body), list(pods), nodes, LEASES, list(uses), now)
-    return lc.plan(observed, CFG)
-
-
-def kinds(p: lc.Plan) -> list[str]:
-    return [type(a).__name__ for a in p.actions]
-
-
-def status_patch(p: lc.Plan) -> dict[str, Any]:
-    patches = [a.patch["status"] for a in p.actions if isinstance(a, lc.PatchStatus)]
-    return patches[-1] if patches else {}
-
-
-def present(n: int, since: datetime = T0) -> dict[str, Any]:
-    return {
-        "connected": n,
-        "hostConnected": n > 0,
-        "peak": n,
-        "changedAt": iso(since),
-        "vouchedBy": "sig-0",
-    }
-
-
-MEDIA1 = {
-    "podName": "vs-11111111-2222-3333-4444-555555555555-media-1",
-    "turnPort": 10003,
-    "incarnation": 1,
-}
 
 
 @pytest.mark.parametrize(
@@ -294,78 +229,6 @@ def test_lifecycle_table(
     assert (p.phase, kinds(p)) == (phase, actions), name
 
 
-def test_group_endpoint_and_media_in_status() -> None:
-    p = plan(
-        issued(clients=3, status=status(Phase.SCHEDULED, media=MEDIA1)), at(1), pods=[media_pod()]
-    )
-    st = status_patch(p)
-    assert st["join"]["mediaEndpoint"] == "203.0.113.1:10003"
-    assert st["media"]["nodeRegion"] == "de-fra"
-    assert p.media_ready
-
-
-def test_pod_name_recorded_before_creation() -> None:
-    p = plan(issued(clients=3, status=status(Phase.SCHEDULED)), at(1))
-    create = next(i for i, a in enumerate(p.actions) if isinstance(a, lc.CreateMediaPod))
-    before = p.actions[create - 1]
-    assert isinstance(before, lc.PatchStatus)
-    assert before.patch["status"]["media"]["podName"].endswith("-media-1")
-
-
-def test_no_allowed_node_fails_closed_even_with_foreign_capacity() -> None:
-    only_foreign = {"ams": NODES["ams"]}
-    p = plan(issued(clients=3, status=status(Phase.SCHEDULED)), at(1), nodes=only_foreign)
-    assert p.phase is Phase.FAILED
-    assert p.placement_failed
-    assert not any(isinstance(a, lc.CreateMediaPod) for a in p.actions)
-    assert status_patch(p)["reason"] == "NoCapacityInRegion"
-    assert any(e.type == "Warning" for e in p.events)
-
-
-def test_all_ports_taken_fails_closed() -> None:
-    uses = [PortUse(port, "fra") for port in range(10000, 10010)]
-    p = plan(issued(clients=3, status=status(Phase.SCHEDULED)), at(1), uses=uses)
-    assert p.phase is Phase.FAILED
-
-
-def test_allocated_port_avoids_ports_in_use() -> None:
-    uses = [PortUse(port, None) for port in range(10000, 10009)]
-    p = plan(issued(clients=3, status=status(Phase.SCHEDULED)), at(1), uses=uses)
-    create = next(a for a in p.actions if isinstance(a, lc.CreateMediaPod))
-    assert create.turn_port == 10009
-
-
-def test_usage_record_contents_have_no_client_data() -> None:
-    body = issued(
-        clients=3,
-        note="Frau Beispiel",
-        status=status(
-            Phase.READY,
-            presence=present(3),
-            billing={
-                "billableSeconds": 61,
-                "billedMinutes": 2,
-                "checkpointAt": iso(at(hours=24)),
-                "billingAtCheckpoint": False,
-            },
-        ),
-    )
-    p = plan(body, at(hours=24, seconds=5))
-    record = next(a for a in p.actions if isinstance(a, lc.WriteUsageRecord)).body
-    assert record["metadata"]["name"] == "vs-11111111-2222-3333-4444-555555555555"
-    spec = record["spec"]
-    assert (spec["billedMinutes"], spec["durationSeconds"], spec["peakParticipants"]) == (2, 61, 3)
-    assert (spec["practiceNamespace"], spec["host"], spec["date"], spec["region"]) == (
-        "praxis",
-        "dr-muster",
-        "2026-11-21",
-        "de",
-    )
-    text = repr(record)
-    assert "klient" not in text
-    assert "Beispiel" not in text
-
-
 def test_billing_checkpoint_written_when_presence_changes() -> None:
     body = issued(
         status=status(
@@ -399,32 +262,6 @@ def test_status_never_contains_codes_or_note() -> None:
     assert KEY not in repr(p.actions)
 
 
-def test_ports_held_only_by_pending_pods_mean_wait_not_fail() -> None:
-    uses = [PortUse(port, None) for port in range(10000, 10010)]
-    p = plan(issued(clients=3, status=status(Phase.SCHEDULED)), at(1), uses=uses)
-    assert p.phase is Phase.SCHEDULED
-    assert not p.placement_failed
-    assert p.next_wakeup == at(2)
-
-
-def test_unschedulable_within_grace_waits_then_fails() -> None:
-    body = issued(clients=3, status=status(Phase.SCHEDULED, media=MEDIA1))
-    pod = media_pod(
-        node_name=None,
-        phase="Pending",
-        ready=False,
-        unschedulable=True,
-        unschedulable_since=at(0),
-        scheduler_message="0/2 nodes are available",
-    )
-    waiting = plan(body, at(5), pods=[pod])
-    assert waiting.phase is Phase.SCHEDULED
-    assert waiting.next_wakeup == at(15)
-    failed = plan(body, at(15), pods=[pod])
-    assert failed.phase is Phase.FAILED
-    assert "0/2 nodes are available" in status_patch(failed)["message"]
-
-
 def test_one_event_per_step() -> None:
     """MediaPodCreated already says the call is starting: no second event for the phase; routine
     phases (Scheduled, Ready) post none at all."""
@@ -443,3 +280,38 @@ def test_urgent_sessions_are_the_ones_waiting_for_a_step() -> None:
     changed = issued(clients=1, status=status(Phase.READY))
     changed["metadata"]["generation"] = 2
     assert lc.urgent(Session.parse(changed))
+
+
+def test_a_new_session_carries_its_codes_secret_and_the_labels_to_finish() -> None:
+    p = plan(session_body(), at(minutes=-1))
+    [issue] = [a for a in p.actions if isinstance(a, act.IssueCodes)]
+    data = issue.secret["stringData"]
+    assert data[SecretKey.HOST_LINK.value] == (
+        f"{CFG.signaling_url}/j#{data[SecretKey.HOST_LINK_TOKEN.value]}"
+    )
+    assert data[SecretKey.HOST_CODE.value] not in repr(p.actions)
+    # The API answers with base64 ``data``: the labels are those of the stored codes.
+    stored = {"data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}}
+    meta = issue.metadata_patch(stored)["metadata"]
+    key = KEY.encode()
+    assert meta["finalizers"] == [FINALIZER]
+    assert meta["resourceVersion"] == "100"
+    assert (
+        meta["labels"][LABEL_HOST_CODE_DIGEST]
+        == issue.digests[0]
+        == code_digest(key, "dr-muster", data[SecretKey.HOST_CODE.value])
+    )
+    assert meta["labels"][LABEL_CLIENT_LINK_DIGEST] == link_digest(
+        key, data[SecretKey.CLIENT_LINK_TOKEN.value]
+    )
+
+
+def test_codes_live_for_the_host_elsewhere_are_never_drawn_but_our_own_may_be() -> None:
+    first = plan(session_body(), at(minutes=-1))
+    [issue] = [a for a in first.actions if isinstance(a, act.IssueCodes)]
+    elsewhere = plan(session_body(), at(minutes=-1), host_digests={("praxis", "x"): issue.digests})
+    [other] = [a for a in elsewhere.actions if isinstance(a, act.IssueCodes)]
+    assert set(other.digests).isdisjoint(issue.digests)
+    ours = plan(session_body(), at(minutes=-1), host_digests={("praxis", "termin"): issue.digests})
+    [again] = [a for a in ours.actions if isinstance(a, act.IssueCodes)]
+    assert again.digests == issue.digests

@@ -22,6 +22,7 @@ from sprechzimmer.contract import (
     is_valid_code,
 )
 from sprechzimmer.contract.keys import code_digest, link_digest
+from sprechzimmer.contract.mediapod import CONTROL_PORT
 from support import (
     SHARED_KEY,
     OperatorProcess,
@@ -63,6 +64,7 @@ def standalone(
     values = {
         "standalone": "true",
         "presence_namespace": namespace,
+        "usage_namespace": namespace,
         # Long, so a no-show's media pod stays while a slow machine checks it; the idle test
         # sets its own.
         "idle_timeout": "600",
@@ -144,6 +146,8 @@ def test_group_lifecycle_pins_media_to_region(
     port = st["media"]["turnPort"]
     assert st["join"]["mediaEndpoint"].endswith(f":{port}")
     assert st["media"]["nodeRegion"] == de
+    assert pod.status is not None
+    assert st["media"]["controlEndpoint"] == f"{pod.status.podIP}:{CONTROL_PORT}"
     turn = next(c for c in pod.spec.containers if c.name == "turn")
     assert {p.hostPort for p in turn.ports or []} == {port}
     assert pod.metadata.ownerReferences

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from planning import media_pod
 from sprechzimmer.contract import REGION_LABEL
 from sprechzimmer.operator.core.model import MediaPod, Node
 from sprechzimmer.operator.core.placement import (
@@ -14,21 +17,10 @@ from sprechzimmer.operator.core.placement import (
 pytestmark = pytest.mark.unit
 
 
-def pod(**kw: object) -> MediaPod:
-    base: dict[str, object] = dict(
-        namespace="ns",
-        name="p",
-        session_uid="u",
-        node_name=None,
-        turn_port=10000,
-        phase="Pending",
-        ready=False,
-        unschedulable=False,
-        deleting=False,
-        created_at=None,
-    )
-    base.update(kw)
-    return MediaPod(**base)  # type: ignore[arg-type]
+def pod(**kw: Any) -> MediaPod:
+    """A media pod still waiting for the scheduler, unless ``kw`` says otherwise."""
+    waiting: dict[str, Any] = {"node_name": None, "phase": "Pending", "ready": False}
+    return media_pod(**{**waiting, **kw})
 
 
 @pytest.mark.parametrize(

@@ -5,10 +5,12 @@
   media Secret and pod, Ready, presence → billing, expiry → usage record → retention delete,
   cancellation → finalizer). A missing verb shows as a 403 in the log or a lifecycle that
   never completes: both fail the test.
-- ``test_role_grants_exactly_what_the_code_uses``: the rules equal ``API_ACCESS`` (the list of
-  what the code calls, kept next to the calls) and the apiserver's own authorizer
-  (SubjectAccessReview) allows exactly those verbs — and nothing else on those resources, nor
-  anything on what the operator never touches.
+- ``test_role_grants_exactly_what_the_code_uses``: the ClusterRole's rules equal ``API_ACCESS``
+  and the Role's (in the operator's namespace, where usage records live) equal
+  ``OWN_NAMESPACE_ACCESS`` (the lists of what the code calls, kept next to the calls), and the
+  apiserver's own authorizer (SubjectAccessReview) allows exactly those verbs where they are
+  granted — and nothing else on those resources, nor anything on what the operator never
+  touches (usage records in a practice namespace included).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from lightkube.models.authorization_v1 import ResourceAttributes, SubjectAccessR
 from lightkube.resources.authorization_v1 import SubjectAccessReview
 from lightkube.resources.core_v1 import Event
 from sprechzimmer.contract import FINALIZER
-from sprechzimmer.operator.adapters.kube import API_ACCESS
+from sprechzimmer.operator.adapters.kube import API_ACCESS, OWN_NAMESPACE_ACCESS
 from support import (
     UsageRecord,
     VideoSession,
@@ -95,7 +97,7 @@ def old_usage_record(namespace: str) -> dict[str, Any]:
     return {
         "apiVersion": "sprechzimmer.io/v1alpha1",
         "kind": "UsageRecord",
-        "metadata": {"name": f"vs-{uid}", "namespace": namespace},
+        "metadata": {"name": f"vs-{uid}", "namespace": SYSTEM_NAMESPACE},
         "spec": {
             "practiceNamespace": namespace,
             "host": "dr-muster",
@@ -118,7 +120,11 @@ def test_lifecycle_under_the_operator_account(
     region: Callable[..., str],
 ) -> None:
     de = region(1)
-    # A record past its retention: the sweep on becoming active must list and delete it.
+    # A record past its retention: the sweep on becoming active must list and delete it. The
+    # operator keeps usage records in its own namespace (usage_namespace, default
+    # SYSTEM_NAMESPACE, the namespace of the Role); the sweep there deletes every record older
+    # than this test's retention of 1 s, so point SPRECHZIMMER_KUBECONFIG at no cluster whose
+    # records in SYSTEM_NAMESPACE matter.
     stale = kube.create(UsageRecord.from_dict(old_usage_record(namespace)))  # type: ignore[attr-defined]
     settings = {
         "peering_name": peering,  # with peering: Kopf's and our peering calls run too
@@ -136,7 +142,10 @@ def test_lifecycle_under_the_operator_account(
             "the stale usage record swept",
             lambda: (
                 stale.metadata.name
-                not in {r["metadata"]["name"] for r in usage_records(kube, namespace)}
+                not in {
+                    r["metadata"]["name"]
+                    for r in usage_records(kube, namespace, kept_in=SYSTEM_NAMESPACE)
+                }
             ),  # type: ignore[attr-defined]
         )
         group = create_session(kube, namespace, "gruppe", clients=2, ttl="14s", note="privat")
@@ -170,7 +179,8 @@ def test_lifecycle_under_the_operator_account(
             "deleted after the retention", lambda: get_session(kube, namespace, "gruppe") is None
         )
 
-        records = {r["spec"]["sessionUID"]: r["spec"] for r in usage_records(kube, namespace)}
+        kept = usage_records(kube, namespace, kept_in=SYSTEM_NAMESPACE)
+        records = {r["spec"]["sessionUID"]: r["spec"] for r in kept}
         assert set(records) == {uid, single["metadata"]["uid"]}
         assert records[uid]["endReason"] == "Expired"
         assert records[uid]["billedMinutes"] == 1
@@ -205,11 +215,7 @@ def _allowed(kube: Client, group: str, resource: str, verb: str, namespace: str 
     return bool(review.status and review.status.allowed)
 
 
-def test_role_grants_exactly_what_the_code_uses(
-    operator_kubeconfig: Path, namespace: str, kube: Client
-) -> None:
-    docs = [d for d in yaml.safe_load_all(RBAC.read_text()) if d]
-    [role] = [d for d in docs if d["kind"] == "ClusterRole"]
+def _granted(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
     granted: dict[tuple[str, str], set[str]] = {}
     for rule in role["rules"]:
         assert "resourceNames" not in rule, rule
@@ -218,19 +224,37 @@ def test_role_grants_exactly_what_the_code_uses(
         for group in rule["apiGroups"]:
             for resource in rule["resources"]:
                 granted.setdefault((group, resource), set()).update(rule["verbs"])
-    assert granted == {k: set(v) for k, v in API_ACCESS.items()}
-    [binding] = [d for d in docs if d["kind"] == "ClusterRoleBinding"]
-    assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": ACCOUNT, "namespace": SYSTEM_NAMESPACE}
-    ]
+    return granted
 
-    # The apiserver agrees: exactly these verbs, in a practice namespace and cluster-wide.
+
+def test_role_grants_exactly_what_the_code_uses(
+    operator_kubeconfig: Path, namespace: str, kube: Client
+) -> None:
+    docs = [d for d in yaml.safe_load_all(RBAC.read_text()) if d]
+    [cluster_role] = [d for d in docs if d["kind"] == "ClusterRole"]
+    assert _granted(cluster_role) == {k: set(v) for k, v in API_ACCESS.items()}
+    [role] = [d for d in docs if d["kind"] == "Role"]
+    assert role["metadata"]["namespace"] == SYSTEM_NAMESPACE
+    assert _granted(role) == {k: set(v) for k, v in OWN_NAMESPACE_ACCESS.items()}
+    subject = {"kind": "ServiceAccount", "name": ACCOUNT, "namespace": SYSTEM_NAMESPACE}
+    for kind, role_kind in (("ClusterRoleBinding", "ClusterRole"), ("RoleBinding", "Role")):
+        [binding] = [d for d in docs if d["kind"] == kind]
+        assert binding["subjects"] == [subject]
+        assert binding["roleRef"]["kind"] == role_kind
+
+    # The apiserver agrees: exactly these verbs, in a practice namespace and cluster-wide, and
+    # usage records only in the operator's own namespace.
     wrong = []
-    for (group, resource), verbs in API_ACCESS.items():
-        scope = None if resource in ("nodes", "clusterkopfpeerings") else namespace
+    for access, where in ((API_ACCESS, namespace), (OWN_NAMESPACE_ACCESS, SYSTEM_NAMESPACE)):
+        for (group, resource), verbs in access.items():
+            scope = None if resource in ("nodes", "clusterkopfpeerings") else where
+            for verb in VERBS:
+                if _allowed(kube, group, resource, verb, scope) != (verb in verbs):
+                    wrong.append(f"{verb} {resource}.{group or 'core'} in {scope}")
+    for group, resource in OWN_NAMESPACE_ACCESS:
         for verb in VERBS:
-            if _allowed(kube, group, resource, verb, scope) != (verb in verbs):
-                wrong.append(f"{verb} {resource}.{group or 'core'}")
+            if _allowed(kube, group, resource, verb, namespace):
+                wrong.append(f"{verb} {resource}.{group} in a practice namespace")
     assert not wrong, wrong
     # Nothing the operator never touches.
     for group, resource, verb in [

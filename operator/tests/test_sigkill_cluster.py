@@ -36,8 +36,9 @@ import pytest
 from lightkube import Client
 from lightkube.resources.core_v1 import Secret
 from sprechzimmer.contract import FINALIZER
+from sprechzimmer.contract.rfc3339 import parse_time
 from sprechzimmer.operator.core import billing
-from sprechzimmer.operator.core.model import BillingState, Lease, Presence, minutes_for, parse_time
+from sprechzimmer.operator.core.model import BillingState, Lease, Presence, minutes_for
 from support import (
     OperatorProcess,
     VideoSession,
@@ -242,6 +243,7 @@ def test_sigkill_at_random_points_converges_exactly(
     settings = {
         "standalone": "true",
         "presence_namespace": namespace,
+        "usage_namespace": namespace,
         "region_allow_list": json.dumps({"de": [de], "at": ["at-vie"]}),
         "idle_timeout": "3",
         "retention": "10m",

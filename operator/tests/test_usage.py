@@ -14,6 +14,7 @@ def test_record_is_named_after_the_session_uid_and_has_no_owner() -> None:
     s = Session.parse(session_body(clients=2))
     body = usage_record(
         s,
+        namespace="sprechzimmer-system",
         billable_seconds=90,
         billed_minutes=2,
         peak=3,
@@ -22,6 +23,9 @@ def test_record_is_named_after_the_session_uid_and_has_no_owner() -> None:
         end_reason="Deleted",
     )
     assert body["metadata"]["name"] == f"vs-{s.uid}"
+    # Outlives the practice's namespace: kept in the operator's own.
+    assert body["metadata"]["namespace"] == "sprechzimmer-system"
+    assert body["spec"]["practiceNamespace"] == s.namespace
     assert "ownerReferences" not in body["metadata"]  # outlives the session
     assert body["spec"]["mode"] == "MediaPod"
     assert body["spec"]["mediaRegion"] == "de-fra"

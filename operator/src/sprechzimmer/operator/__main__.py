@@ -19,8 +19,8 @@ import kopf
 import yaml
 from aiohttp import web
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
+from sprechzimmer.contract import logs
 from sprechzimmer.operator import handlers
-from sprechzimmer.operator.adapters import logs
 from sprechzimmer.operator.adapters.kube import LIST_CHUNK, Kube
 from sprechzimmer.operator.adapters.metrics import Metrics, http_app
 from sprechzimmer.operator.core import leadership
@@ -29,6 +29,8 @@ from sprechzimmer.operator.reconciler import Reconciler
 
 logger = logging.getLogger("sprechzimmer.operator")
 CONFIG_FILE_ENV = "SPRECHZIMMER_OPERATOR_CONFIG_FILE"
+# Kopf's per-object INFO lines at 200 sessions/s are noise; keep its warnings.
+QUIET_LOGGERS = ("kopf", "httpx2")
 
 
 class _FileThenEnv(OperatorSettings):
@@ -121,7 +123,7 @@ async def run(settings: OperatorSettings) -> None:
 
 def main() -> None:
     settings = load_settings()
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, quiet=QUIET_LOGGERS)
     asyncio.run(run(settings))
 
 

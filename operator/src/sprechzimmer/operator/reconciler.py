@@ -1,11 +1,11 @@
-"""Executes lifecycle plans: one in-memory index, one work queue, one wake-up scheduler.
+"""Executes lifecycle plans: feeds the index, runs the workers, applies actions in order.
 
-Kopf's watch streams feed ``Index`` (sessions, media pods, nodes, presence Leases) and
-enqueue the affected session. A fixed pool of workers takes one session at a time (never the
-same session twice at once), asks ``core.lifecycle.plan`` what to do, applies the plan's
-actions in order, and schedules the session's next wake-up — an absolute time from the plan,
-so a restarted operator recomputes every deadline from the objects. Nothing here decides; it
-only executes and records.
+Kopf's watch streams feed the ``Index`` (sessions, media pods, nodes, presence Leases) and
+queue the affected session (``WorkQueue``). A fixed pool of workers takes one session at a time,
+asks ``core.lifecycle.plan`` what to do, sends each action's finished body to the API in order,
+and schedules the session's next wake-up (``Timers``) — an absolute time from the plan, so a
+restarted operator recomputes every deadline from the objects. Nothing here decides about a
+session; it only executes and records.
 
 Only the active replica (see ``core.leadership``) reconciles; a standby keeps nothing queued.
 """
@@ -13,188 +13,69 @@ Only the active replica (see ``core.leadership``) reconciles; a standby keeps no
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import heapq
-import itertools
 import logging
 import secrets
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sprechzimmer.contract import (
-    FINALIZER,
-    LABEL_CLIENT_CODE_DIGEST,
-    LABEL_CLIENT_LINK_DIGEST,
-    LABEL_HOST_CODE_DIGEST,
-    LABEL_HOST_LINK_DIGEST,
-    Phase,
-    SecretKey,
-    keys,
-)
-from sprechzimmer.operator.adapters.kube import Gone, Kube, Permanent, Retry
-from sprechzimmer.operator.adapters.metrics import Metrics
-from sprechzimmer.operator.core import codes, leadership, lifecycle, manifests, usage
-from sprechzimmer.operator.core.expiry import expires_at
-from sprechzimmer.operator.core.hostports import PortUse
-from sprechzimmer.operator.core.model import Lease, MediaPod, Node, Session, parse_time
+from sprechzimmer.operator.core import actions as act
+from sprechzimmer.operator.core import leadership, lifecycle, manifests, usage
+from sprechzimmer.operator.core.model import Lease, MediaPod, Node, Session
 from sprechzimmer.operator.core.settings import OperatorSettings
+from sprechzimmer.operator.index import Index, Key
+from sprechzimmer.operator.ports import Gone, KubeAPI, MetricsSink, Permanent, Retry
+from sprechzimmer.operator.workqueue import Backoff, Timers, WorkQueue
 
 logger = logging.getLogger("sprechzimmer.operator")
 
-Key = tuple[str, str]
-RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 PERMANENT_DELAY = 60.0
 EVENT_QUEUE_SIZE = 10_000
 EVENT_POSTERS = 4
 LEADERSHIP_POLL_SECONDS = 1.0
+SCHEDULER_TICK_SECONDS = 1.0
 USAGE_SWEEP_SECONDS = 3600.0
-# After a takeover, sessions that wait for a step (new, changed, deleted) go ahead of re-checks
-# of settled ones by this much; a bounded head start, so a re-check (e.g. an expiry that fell
-# due during the takeover) is never starved by a stream of new sessions.
-ROUTINE_HEADSTART = 10.0
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _rv(value: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        return -1
-
-
-@dataclass
-class Index:
-    """What the watches told us, parsed into the core's views."""
-
-    sessions: dict[Key, Session] = field(default_factory=dict)
-    by_uid: dict[str, Key] = field(default_factory=dict)
-    pods: dict[Key, MediaPod] = field(default_factory=dict)
-    pods_by_uid: dict[str, set[Key]] = field(default_factory=dict)
-    port_uses: dict[Key, PortUse] = field(default_factory=dict)
-    nodes: dict[str, Node] = field(default_factory=dict)
-    leases: dict[str, Lease] = field(default_factory=dict)
-    host_digests: dict[str, dict[Key, tuple[str, ...]]] = field(default_factory=dict)
-    first_seen: dict[Key, float] = field(default_factory=dict)
-
-    # --- sessions ---------------------------------------------------------------------------
-
-    def upsert_session(self, session: Session) -> bool:
-        """Store unless older than what we have (a late watch event after our own patch)."""
-        old = self.sessions.get(session.key)
-        if old is not None and _rv(session.resource_version) < _rv(old.resource_version):
-            return False
-        self.sessions[session.key] = session
-        self.by_uid[session.uid] = session.key
-        self.first_seen.setdefault(session.key, time.monotonic())
-        digests = tuple(d for d in session.code_digests if d)
-        self._set_digests(session.host, session.key, digests)
-        return True
-
-    def remove_session(self, key: Key) -> None:
-        session = self.sessions.pop(key, None)
-        self.first_seen.pop(key, None)
-        if session is not None:
-            self.by_uid.pop(session.uid, None)
-            self._set_digests(session.host, key, ())
-
-    def _set_digests(self, host: str, key: Key, digests: tuple[str, ...]) -> None:
-        per_host = self.host_digests.setdefault(host, {})
-        if digests:
-            per_host[key] = digests
-        else:
-            per_host.pop(key, None)
-            if not per_host:
-                self.host_digests.pop(host, None)
-
-    def live_digests(self, host: str, exclude: Key) -> set[str]:
-        return {d for k, ds in self.host_digests.get(host, {}).items() if k != exclude for d in ds}
-
-    # --- pods ---------------------------------------------------------------------------------
-
-    def upsert_pod(self, pod: MediaPod) -> None:
-        key = (pod.namespace, pod.name)
-        self.pods[key] = pod
-        self.pods_by_uid.setdefault(pod.session_uid, set()).add(key)
-        if pod.alive and pod.turn_port is not None:
-            self.port_uses[key] = PortUse(pod.turn_port, pod.node_name)
-        else:
-            self.port_uses.pop(key, None)
-
-    def remove_pod(self, namespace: str, name: str) -> None:
-        key = (namespace, name)
-        pod = self.pods.pop(key, None)
-        self.port_uses.pop(key, None)
-        if pod is not None:
-            keys = self.pods_by_uid.get(pod.session_uid)
-            if keys is not None:
-                keys.discard(key)
-                if not keys:
-                    del self.pods_by_uid[pod.session_uid]
-
-    def pods_of(self, uid: str) -> list[MediaPod]:
-        return [self.pods[k] for k in self.pods_by_uid.get(uid, ())]
-
-    def phase_counts(self) -> dict[tuple[str, str], int]:
-        counts: dict[tuple[str, str], int] = {}
-        for s in self.sessions.values():
-            k = (s.phase.value if s.phase else "New", s.region.value)
-            counts[k] = counts.get(k, 0) + 1
-        return counts
-
-    def pod_counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for pod in self.pods.values():
-            if pod.alive:
-                key = self.by_uid.get(pod.session_uid)
-                session = self.sessions.get(key) if key else None
-                region = session.region.value if session else "unknown"
-                counts[region] = counts.get(region, 0) + 1
-        return counts
-
-
 class Reconciler:
     def __init__(
         self,
-        kube: Kube,
+        kube: KubeAPI,
         settings: OperatorSettings,
-        metrics: Metrics,
+        metrics: MetricsSink,
         *,
         identity: str,
         priority: int,
+        clock: Callable[[], float] = time.monotonic,
+        wallclock: Callable[[], datetime] = utcnow,
+        random_bytes: Callable[[int], bytes] = secrets.token_bytes,
     ) -> None:
         self.kube = kube
         self.settings = settings
         self.metrics = metrics
         self.identity = identity
         self.priority = priority
-        self.index = Index()
-        self._key = settings.shared_key.get_secret_value().encode()
-        # (order, arrival, key): first come, first served, except that the bulk re-plan of
-        # settled sessions after a takeover queues as if it had arrived ROUTINE_HEADSTART later.
-        self._queue: asyncio.PriorityQueue[tuple[float, int, Key]] = asyncio.PriorityQueue()
-        self._arrivals = itertools.count()
-        self._queued: dict[Key, float] = {}  # key -> order of its live queue entry
-        self._running: set[Key] = set()
-        self._dirty: set[Key] = set()
-        self._heap: list[tuple[float, int, Key]] = []
-        self._wake_at: dict[Key, float] = {}
-        self._seq = 0
-        self._failures: dict[Key, int] = {}
+        self._clock = clock
+        self._wallclock = wallclock
+        self._random_bytes = random_bytes
+        self.index = Index(clock=clock)
+        self.queue = WorkQueue(clock)
+        self.timers = Timers(clock)
+        self._backoff = Backoff()
         self._scheduler_wakeup = asyncio.Event()
         self._events: asyncio.Queue[dict[str, Any]] = asyncio.Queue(EVENT_QUEUE_SIZE)
         self.active = False
         self._activated = asyncio.Event()
         self.seeded = False
         self._tasks: list[asyncio.Task[None]] = []
-        self.last_loop_tick = time.monotonic()
-        metrics.observe_sessions(lambda: self.index.phase_counts(), lambda: self.index.pod_counts())
+        self.last_loop_tick = clock()
+        metrics.observe_sessions(self.index.phase_counts, self.index.pod_counts)
 
     # --- feeding --------------------------------------------------------------------------------
 
@@ -203,12 +84,12 @@ class Reconciler:
         key = (str(meta.get("namespace")), str(meta.get("name")))
         if event_type == "DELETED":
             self.index.remove_session(key)
-            self._wake_at.pop(key, None)
+            self.timers.cancel(key)
             return
         try:
             session = Session.parse(body)
         except (ValueError, KeyError, TypeError) as err:
-            self.metrics.reconcile_errors.labels(kind="invalid").inc()
+            self.metrics.reconcile_error("invalid")
             logger.warning(
                 "ignoring unreadable session",
                 extra={"namespace": key[0], "session": key[1], "error": str(err)},
@@ -239,11 +120,8 @@ class Reconciler:
             if old == node:
                 return
         # A node's address or schedulability matters to sessions whose pod is on it.
-        for pod in list(self.index.pods.values()):
-            if pod.node_name == node.name:
-                key = self.index.by_uid.get(pod.session_uid)
-                if key is not None:
-                    self.enqueue(key)
+        for key in self.index.sessions_on_node(node.name):
+            self.enqueue(key)
 
     def on_lease(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         meta = body.get("metadata") or {}
@@ -257,103 +135,68 @@ class Reconciler:
         # Renewals only extend deadlines that are already scheduled; a lease coming or going
         # changes what presence counts, so every session it vouches for is looked at again.
         if event_type in ("ADDED", "DELETED", None):
-            for s in self.index.sessions.values():
-                if s.presence.vouched_by == lease.name or s.billing.voucher == lease.name:
-                    self.enqueue(s.key)
+            for key in self.index.sessions_vouched_by(lease.name):
+                self.enqueue(key)
 
     # --- queue and scheduler --------------------------------------------------------------------
 
     def enqueue(self, key: Key, *, routine: bool = False) -> None:
-        if not self.active:
-            return
-        if key in self._running:
-            self._dirty.add(key)
-            return
-        order = time.monotonic() + (ROUTINE_HEADSTART if routine else 0.0)
-        queued = self._queued.get(key)
-        if queued is None or order < queued:
-            # A step for a session already queued as a re-check moves it forward: the earlier
-            # entry is left in the heap and skipped when it comes up.
-            self._queued[key] = order
-            self._queue.put_nowait((order, next(self._arrivals), key))
+        if self.active:
+            self.queue.add(key, routine=routine)
 
-    def schedule(self, key: Key, when: datetime | None, *, delay: float | None = None) -> None:
-        if when is None and delay is None:
-            return
-        seconds = delay if delay is not None else (when - utcnow()).total_seconds()  # type: ignore[operator]
-        deadline = time.monotonic() + max(0.0, seconds)
-        current = self._wake_at.get(key)
-        if current is not None and current <= deadline and current > time.monotonic():
-            return  # an earlier wake-up is already due; it re-plans anyway
-        self._wake_at[key] = deadline
-        self._seq += 1
-        heapq.heappush(self._heap, (deadline, self._seq, key))
-        if self._heap[0][2] == key:
+    def schedule(self, key: Key, seconds: float) -> None:
+        if self.timers.wake_in(key, seconds):
             self._scheduler_wakeup.set()
 
     async def _scheduler(self) -> None:
         while True:
-            now = time.monotonic()
-            self.last_loop_tick = now
-            while self._heap and self._heap[0][0] <= now:
-                deadline, _, key = heapq.heappop(self._heap)
-                if self._wake_at.get(key) == deadline:
-                    del self._wake_at[key]
-                    self.enqueue(key)
-            timeout = min(self._heap[0][0] - now, 1.0) if self._heap else 1.0
+            self.last_loop_tick = self._clock()
+            for key in self.timers.due():
+                self.enqueue(key)
             self._scheduler_wakeup.clear()
             with contextlib.suppress(TimeoutError):
+                timeout = self.timers.seconds_to_next(SCHEDULER_TICK_SECONDS)
                 await asyncio.wait_for(self._scheduler_wakeup.wait(), timeout)
 
     async def _worker(self) -> None:
         while True:
-            order, _, key = await self._queue.get()
-            if self._queued.get(key) != order:
-                continue  # superseded by an earlier entry for the same session
-            del self._queued[key]
-            self.metrics.queue_depth.set(len(self._queued))
-            if not self.active:
-                continue
-            self._running.add(key)
+            key = await self.queue.take()
+            self.metrics.queue_depth(len(self.queue))
             try:
-                await self._reconcile_one(key)
+                if self.active:
+                    await self._reconcile_one(key)
             finally:
-                self._running.discard(key)
-            if key in self._dirty:
-                self._dirty.discard(key)
-                self.enqueue(key)
+                self.queue.done(key)
 
     async def _reconcile_one(self, key: Key) -> None:
         started = time.perf_counter()
         try:
             await self.reconcile(key)
-            self._failures.pop(key, None)
+            self._backoff.succeeded(key)
         except Retry as err:
             self._retry(key, "retry", str(err))
         except Permanent as err:
-            self.metrics.reconcile_errors.labels(kind="permanent").inc()
+            self.metrics.reconcile_error("permanent")
             logger.error(
                 "reconcile failed",
                 extra={"namespace": key[0], "session": key[1], "error": str(err)},
             )
-            self.schedule(key, None, delay=PERMANENT_DELAY)
+            self.schedule(key, PERMANENT_DELAY)
         except Exception as err:
             logger.exception("reconcile crashed", extra={"namespace": key[0], "session": key[1]})
             self._retry(key, "unexpected", type(err).__name__)
         finally:
-            self.metrics.reconcile_duration.observe(time.perf_counter() - started)
+            self.metrics.reconciled(time.perf_counter() - started)
 
     def _retry(self, key: Key, kind: str, why: str) -> None:
-        self.metrics.reconcile_errors.labels(kind=kind).inc()
-        n = self._failures.get(key, 0)
-        self._failures[key] = n + 1
-        delay = RETRY_DELAYS[min(n, len(RETRY_DELAYS) - 1)]
+        self.metrics.reconcile_error(kind)
+        delay = self._backoff.failed(key)
         logger.info(
             "reconcile will be retried",
             extra={"namespace": key[0], "session": key[1], "error": why, "delay": delay},
         )
-        self._wake_at.pop(key, None)
-        self.schedule(key, None, delay=delay)
+        self.timers.cancel(key)
+        self.schedule(key, delay)
 
     # --- one reconcile ---------------------------------------------------------------------------
 
@@ -361,202 +204,98 @@ class Reconciler:
         session = self.index.sessions.get(key)
         if session is None:
             return
-        now = utcnow()
-        observed = lifecycle.Observed(
+        now = self._wallclock()
+        observed = act.Observed(
             session=session,
             pods=self.index.pods_of(session.uid),
             nodes=self.index.nodes,
             leases=self.index.leases,
             port_uses=self.index.port_uses.values(),
             now=now,
+            host_digests=self.index.digests_of_host(session.host),
+            random_bytes=self._random_bytes,
         )
         plan = lifecycle.plan(observed, self.settings)
         # Reserve planned ports before the first await, so concurrent plans never pick the same.
-        reserved = [a for a in plan.actions if isinstance(a, lifecycle.CreateMediaPod)]
-        for action in reserved:
-            name = manifests.media_pod_name(session, action.incarnation)
-            self.index.port_uses.setdefault(
-                (session.namespace, name), PortUse(action.turn_port, None)
-            )
+        for pod in plan.pods_to_create:
+            self.index.reserve_port(session.namespace, pod.name, pod.turn_port)
         try:
-            await self._apply(session, plan, now)
+            await self._apply(session, plan)
         except Gone:
             self.index.remove_session(key)
             return
         finally:
-            for action in reserved:
-                pod_key = (session.namespace, manifests.media_pod_name(session, action.incarnation))
-                if pod_key not in self.index.pods:
-                    self.index.port_uses.pop(pod_key, None)
+            for pod in plan.pods_to_create:
+                self.index.release_reservation(session.namespace, pod.name)
         self._record(session, plan)
         for ev in plan.events:
             self._post_event(session, ev, now)
         if plan.next_wakeup is not None:
-            self.schedule(key, plan.next_wakeup)
+            self.schedule(key, (plan.next_wakeup - self._wallclock()).total_seconds())
 
-    def _record(self, session: Session, plan: lifecycle.Plan) -> None:
+    def _record(self, session: Session, plan: act.Plan) -> None:
         region = session.region.value
-        if plan.billed_minutes_delta > 0:
-            self.metrics.billed_minutes.labels(region=region).inc(plan.billed_minutes_delta)
-        if plan.phase is Phase.EXPIRED and session.phase is not Phase.EXPIRED:
-            self.metrics.expirations.labels(region=region).inc()
-        if plan.placement_failed:
-            self.metrics.placement_failures.labels(region=region).inc()
-        first_ready = plan.phase in (Phase.READY, Phase.ACTIVE) and session.phase in (
-            None,
-            Phase.SCHEDULED,
-        )
-        if first_ready and session.media.incarnation <= 1:
-            seen = self.index.first_seen.get(session.key)
-            if (
-                seen is not None
-                and session.scheduled_start - self.settings.lead_time <= session.created_at
-            ):
-                mode = "MediaPod" if session.group else "PeerToPeer"
-                self.metrics.create_to_ready.labels(mode=mode).observe(time.monotonic() - seen)
-        if plan.phase != session.phase:
+        self.metrics.planned(region, plan)
+        seen = self.index.first_seen.get(session.key)
+        if plan.first_ready is not None and seen is not None:
+            self.metrics.created_to_ready(plan.first_ready.value, self._clock() - seen)
+        if plan.transition is not None:
+            old, new = plan.transition
             logger.info(
                 "phase",
                 extra={
                     "namespace": session.namespace,
                     "session": session.name,
-                    "from": session.phase.value if session.phase else None,
-                    "to": plan.phase.value,
+                    "from": old.value if old else None,
+                    "to": new.value,
                 },
             )
 
-    async def _apply(self, s: Session, plan: lifecycle.Plan, now: datetime) -> None:
-        billing_override: dict[str, Any] | None = None
+    async def _apply(self, s: Session, plan: act.Plan) -> None:
+        """Send each action's finished body, in order. The only data passed between actions is
+        the API's answer an action's own finishing function asks for."""
+        record: Mapping[str, Any] | None = None  # the usage record written or found
         for action in plan.actions:
             match action:
-                case lifecycle.IssueCodes():
-                    await self._issue_codes(s)
-                case lifecycle.EnsureMediaSecret():
-                    await self.kube.create(
-                        manifests.media_secret(
-                            s,
-                            control_token=keys.control_token(self._key, s.uid),
-                            turn_secret=keys.turn_secret(self._key, s.uid),
-                        )
-                    )
-                case lifecycle.CreateMediaPod(incarnation=incarnation, turn_port=port):
-                    body = manifests.media_pod(
-                        s,
-                        incarnation=incarnation,
-                        turn_port=port,
-                        expires_at=expires_at(s),
-                        now=now,
-                        allowed_regions=self.settings.allowed_regions(s.region),
-                        settings=self.settings,
-                    )
+                case act.IssueCodes(secret=secret, digests=digests):
+                    # Claim before the first await: two sessions of one host planned at once
+                    # can never draw the same code.
+                    self.index.claim_digests(s.host, s.key, digests)
+                    stored, _ = await self.kube.create(secret)
+                    await self._patch(s, action.metadata_patch(stored))
+                case act.EnsureMediaSecret(body=body):
+                    await self.kube.create(body)
+                case act.CreateMediaPod(body=body):
                     pod, created = await self.kube.create(body)
                     self.index.upsert_pod(MediaPod.parse(pod))
                     if created:
-                        self.metrics.media_pods_created.labels(region=s.region.value).inc()
-                case lifecycle.DeletePod(name=name):
+                        self.metrics.media_pod_created(s.region.value)
+                case act.DeletePod(name=name):
                     await self.kube.delete_pod(s.namespace, name)
                     self.index.remove_pod(s.namespace, name)
-                case lifecycle.WriteUsageRecord(reason=reason, body=body):
+                case act.WriteUsageRecord(reason=reason, body=body):
                     record, created = await self.kube.create(body)
                     if created:
-                        self.metrics.usage_records.labels(reason=reason.value).inc()
+                        self.metrics.usage_record_written(reason.value)
                         logger.info(
                             "usage record written",
                             extra={"namespace": s.namespace, "session": s.name},
                         )
-                    else:
-                        spec = record.get("spec") or {}
-                        billing_override = {
-                            "billableSeconds": int(spec.get("durationSeconds") or 0),
-                            "billedMinutes": int(spec.get("billedMinutes") or 0),
-                        }
-                case lifecycle.RevokeCodes():
-                    await self.kube.delete_secret(s.namespace, manifests.codes_secret_name(s))
-                    await self.kube.delete_secret(s.namespace, manifests.media_secret_name(s))
-                case lifecycle.ScrubSession():
-                    patch: dict[str, Any] = {
-                        "metadata": {
-                            "labels": {
-                                LABEL_HOST_CODE_DIGEST: None,
-                                LABEL_CLIENT_CODE_DIGEST: None,
-                                LABEL_HOST_LINK_DIGEST: None,
-                                LABEL_CLIENT_LINK_DIGEST: None,
-                            }
-                        }
-                    }
-                    if s.has_note:
-                        patch["spec"] = {"note": None}
-                    self._store(await self.kube.patch_session(s.namespace, s.name, patch))
-                case lifecycle.PatchStatus(patch=planned):
-                    status_patch = dict(planned)
-                    if billing_override is not None and "billing" in status_patch.get("status", {}):
-                        status = dict(status_patch["status"])
-                        status["billing"] = {**status["billing"], **billing_override}
-                        status_patch["status"] = status
-                    self._store(
-                        await self.kube.patch_session_status(s.namespace, s.name, status_patch)
-                    )
-                case lifecycle.ReleaseFinalizer():
-                    current = self.index.sessions.get(s.key, s)
-                    remaining = [f for f in current.finalizers if f != FINALIZER]
-                    patch = {
-                        "metadata": {
-                            "finalizers": remaining,
-                            "resourceVersion": current.resource_version,
-                        }
-                    }
+                case act.RevokeCodes(secret_names=names):
+                    for name in names:
+                        await self.kube.delete_secret(s.namespace, name)
+                case act.ScrubSession(patch=patch):
+                    await self._patch(s, patch)
+                case act.PatchStatus():
+                    patch = action.finished(record)
+                    self._store(await self.kube.patch_session_status(s.namespace, s.name, patch))
+                case act.ReleaseFinalizer(patch=patch):
                     with contextlib.suppress(Gone):
-                        self._store(await self.kube.patch_session(s.namespace, s.name, patch))
-                case lifecycle.DeleteSession():
+                        await self._patch(s, patch)
+                case act.DeleteSession():
                     await self.kube.delete_session(s.namespace, s.name)
 
-    async def _issue_codes(self, s: Session) -> None:
-        current = self.index.sessions.get(s.key, s)
-        pair = codes.issue_codes(
-            key=self._key,
-            host=s.host,
-            live_digests=self.index.live_digests(s.host, exclude=s.key),
-            random_bytes=secrets.token_bytes,
-        )
-        # Claim the digests before the first await: two sessions of a host planned at once
-        # can never draw the same code.
-        digests = (
-            keys.code_digest(self._key, s.host, pair.host_code),
-            keys.code_digest(self._key, s.host, pair.client_code),
-        )
-        self.index._set_digests(s.host, s.key, digests)
-        secret, created = await self.kube.create(
-            manifests.codes_secret(s, pair, self.settings.signaling_url)
-        )
-        if not created:  # a previous attempt created it: its codes are the session's codes
-            data = secret.get("data") or {}
-            stored = {k: base64.b64decode(v).decode() for k, v in data.items()}
-            pair = codes.CodePair(
-                host_code=stored[SecretKey.HOST_CODE.value],
-                client_code=stored[SecretKey.CLIENT_CODE.value],
-                host_link_token=stored[SecretKey.HOST_LINK_TOKEN.value],
-                client_link_token=stored[SecretKey.CLIENT_LINK_TOKEN.value],
-            )
-            digests = (
-                keys.code_digest(self._key, s.host, pair.host_code),
-                keys.code_digest(self._key, s.host, pair.client_code),
-            )
-            self.index._set_digests(s.host, s.key, digests)
-        finalizers = list(current.finalizers)
-        if FINALIZER not in finalizers:
-            finalizers.append(FINALIZER)
-        patch = {
-            "metadata": {
-                "resourceVersion": current.resource_version,
-                "finalizers": finalizers,
-                "labels": {
-                    LABEL_HOST_CODE_DIGEST: digests[0],
-                    LABEL_CLIENT_CODE_DIGEST: digests[1],
-                    LABEL_HOST_LINK_DIGEST: keys.link_digest(self._key, pair.host_link_token),
-                    LABEL_CLIENT_LINK_DIGEST: keys.link_digest(self._key, pair.client_link_token),
-                },
-            }
-        }
+    async def _patch(self, s: Session, patch: Mapping[str, Any]) -> None:
         self._store(await self.kube.patch_session(s.namespace, s.name, patch))
 
     def _store(self, body: Mapping[str, Any]) -> None:
@@ -565,10 +304,10 @@ class Reconciler:
 
     # --- events -----------------------------------------------------------------------------------
 
-    def _post_event(self, s: Session, ev: lifecycle.Event, now: datetime) -> None:
+    def _post_event(self, s: Session, ev: act.Event, now: datetime) -> None:
         body = manifests.event(
             s,
-            name_suffix=secrets.token_hex(8),
+            name_suffix=self._random_bytes(8).hex(),
             type_=ev.type,
             reason=ev.reason,
             message=ev.message,
@@ -578,7 +317,7 @@ class Reconciler:
         try:
             self._events.put_nowait(body)
         except asyncio.QueueFull:
-            self.metrics.events_dropped.inc()
+            self.metrics.event_dropped()
 
     async def _event_poster(self) -> None:
         while True:
@@ -586,7 +325,7 @@ class Reconciler:
             try:
                 await self.kube.post_event(body)
             except (Retry, Permanent, Gone):
-                self.metrics.events_dropped.inc()
+                self.metrics.event_dropped()
 
     # --- leadership and seeding ------------------------------------------------------------------
 
@@ -603,10 +342,7 @@ class Reconciler:
                 logger.warning("cannot read peering", extra={"error": str(err)})
                 peers = None
             if peers is not None:
-                active = leadership.is_active(peers, self.identity, self.priority, utcnow())
-                # Our own keep-alive must be visible first: Kopf has not started otherwise.
-                if active and self.identity not in peers:
-                    active = False
+                active = leadership.leads(peers, self.identity, self.priority, self._wallclock())
                 if active and not self.active:
                     await self._become_active()
                 elif not active and self.active:
@@ -618,7 +354,7 @@ class Reconciler:
         await self._seed()
         self.active = True
         self._activated.set()
-        self.metrics.active.set(1)
+        self.metrics.leading(True)
         for key, session in list(self.index.sessions.items()):
             self.enqueue(key, routine=not lifecycle.urgent(session))
 
@@ -626,12 +362,9 @@ class Reconciler:
         logger.info("standing by", extra={"identity": self.identity})
         self.active = False
         self._activated.clear()
-        self.metrics.active.set(0)
-        self._heap.clear()
-        self._wake_at.clear()
-        while not self._queue.empty():
-            self._queue.get_nowait()
-        self._queued.clear()
+        self.metrics.leading(False)
+        self.timers.clear()
+        self.queue.clear()
         # Kopf pauses our watches now: what we know goes stale. On resuming, Kopf lists all
         # sessions again and we start from that.
         for key in list(self.index.sessions):
@@ -655,6 +388,14 @@ class Reconciler:
                 logger.warning("seeding failed, retrying", extra={"error": str(err)})
                 await asyncio.sleep(1.0)
 
+    async def sweep_usage_records(self) -> None:
+        """Delete the usage records in ``usage_namespace`` past their retention."""
+        listed = [b async for b in self.kube.list_usage_records(self.settings.usage_namespace)]
+        retention = self.settings.usage_record_retention
+        for ref in usage.past_retention(listed, self._wallclock(), retention):
+            await self.kube.delete_usage_record(ref.namespace, ref.name)
+            logger.info("usage record past retention deleted", extra={"namespace": ref.namespace})
+
     async def _usage_sweeper(self) -> None:
         """Sweep once soon after becoming active, then hourly: an operator restarted more often
         than hourly (rollouts, failovers) must still sweep."""
@@ -662,20 +403,7 @@ class Reconciler:
             await self._activated.wait()
             if self.active:
                 try:
-                    refs = []
-                    async for body in self.kube.list_usage_records():
-                        meta = body.get("metadata") or {}
-                        created = parse_time(meta.get("creationTimestamp"))
-                        if created is not None:
-                            refs.append(usage.RecordRef(meta["namespace"], meta["name"], created))
-                    for ref in usage.expired_records(
-                        refs, utcnow(), self.settings.usage_record_retention
-                    ):
-                        await self.kube.delete_usage_record(ref.namespace, ref.name)
-                        logger.info(
-                            "usage record past retention deleted",
-                            extra={"namespace": ref.namespace},
-                        )
+                    await self.sweep_usage_records()
                 except (Retry, Permanent, Gone) as err:
                     logger.warning("usage record sweep failed", extra={"error": str(err)})
             await asyncio.sleep(USAGE_SWEEP_SECONDS)
@@ -687,7 +415,7 @@ class Reconciler:
         coros += [self._worker() for _ in range(self.settings.workers)]
         coros += [self._event_poster() for _ in range(EVENT_POSTERS)]
         self._tasks = [asyncio.create_task(c) for c in coros]
-        self.last_loop_tick = time.monotonic()
+        self.last_loop_tick = self._clock()
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -699,4 +427,4 @@ class Reconciler:
         crashed = any(
             t.done() and not t.cancelled() and t.exception() is not None for t in self._tasks
         )
-        return not crashed and time.monotonic() - self.last_loop_tick < 30
+        return not crashed and self._clock() - self.last_loop_tick < 30

@@ -3,7 +3,8 @@
 Thin, idempotent verbs over plain REST with aiohttp: creating something that exists returns the
 existing object, deleting something gone is a no-op. Bodies in and out are plain dicts.
 Errors are split into retryable (``Retry``: conflicts, throttling, server errors, network) and
-permanent (``Permanent``: the request itself is wrong).
+permanent (``Permanent``: the request itself is wrong); they belong to the ``ports.KubeAPI``
+contract this class implements.
 
 Why not a client library: the operator makes a handful of kinds of request, and at hundreds of
 session starts per second the client's own CPU matters. A profile under the benchmark put
@@ -37,6 +38,9 @@ from sprechzimmer.contract import (
     VERSION,
     Component,
 )
+from sprechzimmer.operator.ports import Conflict, Gone, Permanent, Retry
+
+__all__ = ["API_ACCESS", "OWN_NAMESPACE_ACCESS", "Conflict", "Gone", "Kube", "Permanent", "Retry"]
 
 API_VERSION = f"{GROUP}/{VERSION}"
 PEERING_API_VERSION = "kopf.dev/v1"
@@ -58,13 +62,13 @@ PLURALS: dict[tuple[str, str], str] = {
 
 # Every API access of the operator process — this module and Kopf (watches, peering) — as
 # (API group, resource) → verbs. operator/deploy/rbac.yaml grants exactly this, no more
-# (operator/tests/test_rbac_cluster.py compares both ways and runs the lifecycle under it).
+# (operator/tests/test_rbac_cluster.py compares both ways and runs the lifecycle under it):
+# API_ACCESS cluster-wide (its ClusterRole), OWN_NAMESPACE_ACCESS only in ``usage_namespace``
+# (its Role).
 API_ACCESS: dict[tuple[str, str], frozenset[str]] = {
     # Kopf's watch (list + watch); labels, finalizer and note (patch); retention (delete).
     (GROUP, PLURAL): frozenset({"list", "watch", "patch", "delete"}),
     (GROUP, f"{PLURAL}/status"): frozenset({"patch"}),
-    # create once; get when a retry finds it (AlreadyExists); list + delete: retention sweep.
-    (GROUP, USAGE_RECORD_PLURAL): frozenset({"create", "get", "list", "delete"}),
     # Kopf's watch of media pods; create (get on AlreadyExists); delete.
     ("", "pods"): frozenset({"list", "watch", "create", "get", "delete"}),
     # codes and media Secrets: create (get on AlreadyExists: a retry reuses the codes); delete.
@@ -75,22 +79,10 @@ API_ACCESS: dict[tuple[str, str], frozenset[str]] = {
     # Kopf: watch + keep-alive patches; ours: get (leadership poll), create (if missing).
     ("kopf.dev", "clusterkopfpeerings"): frozenset({"list", "watch", "get", "patch", "create"}),
 }
-
-
-class Retry(Exception):
-    """Try again later: the cluster was busy, unreachable or the object changed meanwhile."""
-
-
-class Permanent(Exception):
-    """The request is wrong and will stay wrong; retrying slowly only helps after a fix."""
-
-
-class Gone(Exception):
-    """The object no longer exists."""
-
-
-class Conflict(Retry):
-    """409: the object exists already (create) or changed meanwhile (update)."""
+OWN_NAMESPACE_ACCESS: dict[tuple[str, str], frozenset[str]] = {
+    # create once; get when a retry finds it (AlreadyExists); list + delete: retention sweep.
+    (GROUP, USAGE_RECORD_PLURAL): frozenset({"create", "get", "list", "delete"}),
+}
 
 
 def classify(code: int, message: str) -> Exception:
@@ -132,7 +124,7 @@ def login() -> kopf.ConnectionInfo:
 
 
 class Kube:
-    """The operator's Kubernetes verbs."""
+    """The operator's Kubernetes verbs (implements ``ports.KubeAPI``)."""
 
     def __init__(self, session: aiohttp.ClientSession, server: str) -> None:
         self._session = session
@@ -194,11 +186,18 @@ class Kube:
         return await self._request("POST", path, body=body, params={"fieldManager": FIELD_MANAGER})
 
     async def create(self, body: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
-        """Create ``body``; if it exists, return the existing object. (object, created)."""
+        """Create ``body``; if it exists, return the existing object. (object, created).
+
+        A 404 here means the namespace is missing (e.g. ``usage_namespace`` was never created):
+        a configuration error, not a sign that the session is gone.
+        """
         try:
             return await self._post(body), True
         except Conflict:
             pass
+        except Gone as err:
+            namespace = body["metadata"].get("namespace")
+            raise Permanent(f"cannot create {body['kind']} in {namespace}: {err}") from err
         meta = body["metadata"]
         path = object_path(body["apiVersion"], _plural(body), meta.get("namespace"), meta["name"])
         return await self._request("GET", path), False
@@ -246,10 +245,6 @@ class Kube:
         path = object_path(API_VERSION, PLURAL, namespace, name) + "/status"
         return await self._patch(path, patch)
 
-    async def get_usage_record(self, namespace: str, name: str) -> dict[str, Any]:
-        path = object_path(API_VERSION, USAGE_RECORD_PLURAL, namespace, name)
-        return await self._request("GET", path)
-
     # --- listing (startup seeding and sweeps) -------------------------------------------------
 
     async def _list(self, path: str, selector: str | None = None) -> AsyncIterator[dict[str, Any]]:
@@ -276,8 +271,8 @@ class Kube:
         path = collection_path("coordination.k8s.io/v1", "leases", namespace)
         return self._list(path, PRESENCE_LEASE_SELECTOR)
 
-    def list_usage_records(self) -> AsyncIterator[dict[str, Any]]:
-        return self._list(collection_path(API_VERSION, USAGE_RECORD_PLURAL, None))
+    def list_usage_records(self, namespace: str) -> AsyncIterator[dict[str, Any]]:
+        return self._list(collection_path(API_VERSION, USAGE_RECORD_PLURAL, namespace))
 
     # --- peering ------------------------------------------------------------------------------
 

@@ -21,13 +21,15 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sprechzimmer.contract import Phase, Region
+from sprechzimmer.contract.mediapod import JoinMode
+from sprechzimmer.operator.core.actions import EndReason, Plan
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0)
 HANDLER_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
 class Metrics:
-    """All metrics of one operator process, on an injectable registry."""
+    """All metrics of one operator process, on an injectable registry (``ports.MetricsSink``)."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
@@ -86,7 +88,7 @@ class Metrics:
             buckets=HANDLER_BUCKETS,
             registry=r,
         )
-        self.queue_depth = Gauge(
+        self.queue_depth_gauge = Gauge(
             "sprechzimmer_operator_queue_depth", "Sessions waiting for a reconcile.", registry=r
         )
         self.active = Gauge(
@@ -107,18 +109,52 @@ class Metrics:
                 self.placement_failures,
             ):
                 metric.labels(region=region.value)
-        for mode in ("PeerToPeer", "MediaPod"):
-            self.create_to_ready.labels(mode=mode)
-        for reason in ("Expired", "Deleted"):
-            self.usage_records.labels(reason=reason)
+        for mode in JoinMode:
+            self.create_to_ready.labels(mode=mode.value)
+        for reason in EndReason:
+            self.usage_records.labels(reason=reason.value)
         for kind in ("retry", "permanent", "invalid", "unexpected"):
             self.reconcile_errors.labels(kind=kind)
+
+    # --- ports.MetricsSink ------------------------------------------------------------------
 
     def observe_sessions(
         self, counts: Callable[[], dict[tuple[str, str], int]], pods: Callable[[], dict[str, int]]
     ) -> None:
         """Gauges computed on scrape from the in-memory index."""
         self.registry.register(_IndexCollector(counts, pods))
+
+    def planned(self, region: str, plan: Plan) -> None:
+        if plan.billed_minutes_delta > 0:
+            self.billed_minutes.labels(region=region).inc(plan.billed_minutes_delta)
+        if plan.expired:
+            self.expirations.labels(region=region).inc()
+        if plan.placement_failed:
+            self.placement_failures.labels(region=region).inc()
+
+    def created_to_ready(self, mode: str, seconds: float) -> None:
+        self.create_to_ready.labels(mode=mode).observe(seconds)
+
+    def media_pod_created(self, region: str) -> None:
+        self.media_pods_created.labels(region=region).inc()
+
+    def usage_record_written(self, reason: str) -> None:
+        self.usage_records.labels(reason=reason).inc()
+
+    def reconciled(self, seconds: float) -> None:
+        self.reconcile_duration.observe(seconds)
+
+    def reconcile_error(self, kind: str) -> None:
+        self.reconcile_errors.labels(kind=kind).inc()
+
+    def queue_depth(self, depth: int) -> None:
+        self.queue_depth_gauge.set(depth)
+
+    def leading(self, active: bool) -> None:
+        self.active.set(1 if active else 0)
+
+    def event_dropped(self) -> None:
+        self.events_dropped.inc()
 
 
 class _IndexCollector(Collector):

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sprechzimmer.contract import ConditionType
-from sprechzimmer.operator.core.model import format_time
+from sprechzimmer.contract.rfc3339 import format_time
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ Because every deadline is recomputed from the object, a restarted operator canno
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sprechzimmer.operator.core.model import Session
 from sprechzimmer.operator.core.settings import OperatorSettings
@@ -42,11 +42,3 @@ def idle_deadline(
     session: Session, changed_at: datetime | None, settings: OperatorSettings
 ) -> datetime:
     return idle_since(session, changed_at) + settings.idle_timeout
-
-
-def is_expired(session: Session, now: datetime) -> bool:
-    return now >= expires_at(session)
-
-
-def usage_record_expired(created: datetime, now: datetime, retention: timedelta) -> bool:
-    return now >= created + retention

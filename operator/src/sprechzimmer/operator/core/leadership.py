@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sprechzimmer.operator.core.model import parse_time
+from sprechzimmer.contract.rfc3339 import parse_time
 
 # Leaves room below 2**53 so JSON clients never round a priority.
 _PRIORITY_BASE_MS = 10**13
@@ -39,3 +39,11 @@ def is_active(
         if int(info.get("priority") or 0) >= priority:
             return False
     return True
+
+
+def leads(
+    peers: Mapping[str, Mapping[str, Any]], identity: str, priority: int, now: datetime
+) -> bool:
+    """Whether this replica should reconcile: active, and its own keep-alive already visible in
+    the peering (Kopf has not started its watches otherwise)."""
+    return identity in peers and is_active(peers, identity, priority, now)

@@ -1,6 +1,6 @@
 """The VideoSession phase machine: one pure function from observations to a plan. No I/O.
 
-``plan(observed, settings)`` is the whole lifecycle (see ARCHITECTURE.md, "Lifecycle"):
+``plan(observed, settings)`` is the whole lifecycle (docs/operator.md, "Lifecycle"):
 
     Scheduled ─start window─▶ Ready ─≥2 present─▶ Active ─everyone gone─▶ … ─idleTimeout─▶ Idle
         │                       ▲                                                        │
@@ -9,161 +9,39 @@
         └─ at expiresAt, from any phase ─▶ Expired ─retention─▶ deleted
 
 Deleting the object runs the same teardown through the finalizer. The plan lists idempotent
-actions in the order they must happen (so a crash between any two leaves a state the next
-plan completes), the status to write, events, and the next instant anything can change by the
-clock alone. The reconciler executes plans and never decides anything itself.
+actions with finished bodies in the order they must happen (so a crash between any two leaves a
+state the next plan completes), events, and the next instant anything can change by the clock
+alone. Live sessions are planned here, with the group call's media in ``media``; the end in
+``teardown``; what status gets in ``status``; the plan's vocabulary in ``actions``. The
+reconciler executes plans and never decides anything itself.
 """
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from sprechzimmer.contract import ConditionType, Phase
+from sprechzimmer.contract.mediapod import JoinMode
+from sprechzimmer.contract.rfc3339 import format_time
 from sprechzimmer.operator.core import billing as billing_rules
-from sprechzimmer.operator.core import expiry, hostports, placement
+from sprechzimmer.operator.core import codes, expiry, manifests, media, status
 from sprechzimmer.operator.core import presence as presence_rules
-from sprechzimmer.operator.core.conditions import Condition, merge, same
-from sprechzimmer.operator.core.manifests import (
-    codes_secret_name,
-    media_pod_name,
+from sprechzimmer.operator.core.actions import (
+    Action,
+    DeletePod,
+    EndReason,
+    Event,
+    IssueCodes,
+    Observed,
+    PatchStatus,
+    Plan,
 )
-from sprechzimmer.operator.core.model import (
-    BillingState,
-    Lease,
-    MediaPod,
-    Node,
-    Session,
-    format_time,
-)
+from sprechzimmer.operator.core.conditions import Condition
+from sprechzimmer.operator.core.model import BillingState, Session
 from sprechzimmer.operator.core.settings import OperatorSettings
-from sprechzimmer.operator.core.usage import usage_record, usage_record_name
-
-PORT_RETRY = timedelta(seconds=1)
-
-
-class EndReason(enum.StrEnum):
-    EXPIRED = "Expired"
-    DELETED = "Deleted"
-
-
-# --- actions, executed in list order by the reconciler ----------------------------------------
-
-
-@dataclass(frozen=True)
-class IssueCodes:
-    """Create the codes Secret and label the session with the code digests and finalizer."""
-
-
-@dataclass(frozen=True)
-class EnsureMediaSecret:
-    """Create the per-session media Secret (control token, TURN secret)."""
-
-
-@dataclass(frozen=True)
-class CreateMediaPod:
-    incarnation: int
-    turn_port: int
-
-
-@dataclass(frozen=True)
-class DeletePod:
-    name: str
-
-
-@dataclass(frozen=True)
-class WriteUsageRecord:
-    reason: EndReason
-    body: Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class RevokeCodes:
-    """Delete the codes and media Secrets (plaintext codes, TURN secret, control token)."""
-
-
-@dataclass(frozen=True)
-class ScrubSession:
-    """Remove the note and the code digests from the object."""
-
-
-@dataclass(frozen=True)
-class PatchStatus:
-    patch: Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class ReleaseFinalizer:
-    pass
-
-
-@dataclass(frozen=True)
-class DeleteSession:
-    pass
-
-
-Action = (
-    IssueCodes
-    | EnsureMediaSecret
-    | CreateMediaPod
-    | DeletePod
-    | WriteUsageRecord
-    | RevokeCodes
-    | ScrubSession
-    | PatchStatus
-    | ReleaseFinalizer
-    | DeleteSession
-)
-
-
-@dataclass(frozen=True)
-class Event:
-    type: str  # Normal | Warning
-    reason: str
-    message: str
-
-
-@dataclass(frozen=True)
-class Observed:
-    """Everything a decision may depend on."""
-
-    session: Session
-    pods: Sequence[MediaPod]  # the session's media pods, alive or not
-    nodes: Mapping[str, Node]
-    leases: Mapping[str, Lease]
-    # All live media pods' ports (cluster-wide); read only when a pod is to be placed, so the
-    # shell passes a live view instead of copying it for every reconcile.
-    port_uses: Collection[hostports.PortUse]
-    now: datetime
-
-
-@dataclass(frozen=True)
-class Plan:
-    phase: Phase
-    actions: tuple[Action, ...]
-    events: tuple[Event, ...] = ()
-    next_wakeup: datetime | None = None
-    billing: BillingState | None = None  # the checkpoint this plan writes, if any
-    billed_minutes_delta: int = 0
-    placement_failed: bool = False
-    media_ready: bool = False
-    notes: tuple[str, ...] = field(default=())
-
-
-_WAITING_FOR_SCHEDULER = ("Pending", "Waiting for the scheduler")
-
-# Events are for what a person may want to trace or act on, and each one is an API write:
-# reaching Scheduled or Ready is routine for every appointment and shows in the PHASE column and
-# the conditions, so those phases post none.
-_PHASE_EVENTS: dict[Phase, tuple[str, str, str]] = {
-    Phase.ACTIVE: ("Normal", "Active", "At least two people are present; billing runs"),
-    Phase.IDLE: ("Normal", "Idle", "Everyone left; media released"),
-    Phase.EXPIRED: ("Normal", "Expired", "Codes revoked, media and personal data removed"),
-    Phase.FAILED: ("Warning", "Failed", "Session failed"),
-}
+from sprechzimmer.operator.core.teardown import after_expiry, teardown
 
 
 def urgent(s: Session) -> bool:
@@ -182,15 +60,51 @@ def urgent(s: Session) -> bool:
 def plan(observed: Observed, settings: OperatorSettings) -> Plan:
     s = observed.session
     if s.deleting:
-        return _teardown(observed, settings, EndReason.DELETED)
-    if s.phase == Phase.EXPIRED:
-        return _after_expiry(observed, settings)
-    if observed.now >= expiry.expires_at(s):
-        return _teardown(observed, settings, EndReason.EXPIRED)
-    return _live(observed, settings)
+        planned = teardown(observed, settings, EndReason.DELETED)
+    elif s.phase == Phase.EXPIRED:
+        planned = after_expiry(observed, settings)
+    elif observed.now >= expiry.expires_at(s):
+        planned = teardown(observed, settings, EndReason.EXPIRED)
+    else:
+        planned = _live(observed, settings)
+    return _tally(s, planned, settings)
+
+
+def _tally(s: Session, planned: Plan, settings: OperatorSettings) -> Plan:
+    """What the operator's counters and logs record about this plan."""
+    first_ready = (
+        planned.phase in (Phase.READY, Phase.ACTIVE)
+        and s.phase in (None, Phase.SCHEDULED)
+        and s.media.incarnation <= 1
+        # Only sessions created inside their start window measure the operator's latency.
+        and expiry.start_window(s, settings) <= s.created_at
+    )
+    return replace(
+        planned,
+        expired=planned.phase is Phase.EXPIRED and s.phase is not Phase.EXPIRED,
+        first_ready=s.join_mode if first_ready else None,
+        transition=(s.phase, planned.phase) if planned.phase != s.phase else None,
+    )
 
 
 # --- live sessions ------------------------------------------------------------------------------
+
+
+def _issue_codes(observed: Observed, settings: OperatorSettings) -> IssueCodes:
+    """A fresh code pair from the injected CSPRNG, never live twice for the host."""
+    s = observed.session
+    key = settings.shared_key.get_secret_value().encode()
+    pair = codes.issue_codes(
+        key=key,
+        host=s.host,
+        live_digests=observed.live_digests(),
+        random_bytes=observed.random_bytes,
+    )
+    return IssueCodes(
+        secret=manifests.codes_secret(s, pair, settings.signaling_url),
+        digests=codes.code_digests(key, s.host, pair),
+        labels=codes.SessionLabels(key, s.host, s.finalizers, s.resource_version),
+    )
 
 
 def _live(observed: Observed, settings: OperatorSettings) -> Plan:
@@ -199,7 +113,7 @@ def _live(observed: Observed, settings: OperatorSettings) -> Plan:
     events: list[Event] = []
     wakeups: list[datetime | None] = [expiry.expires_at(s)]
     if not s.has_finalizer or None in s.code_digests:
-        actions.append(IssueCodes())
+        actions.append(_issue_codes(observed, settings))
 
     eff = presence_rules.effective(s.presence, observed.leases, settings.presence_max_vouch, now)
     wakeups.append(eff.vouched_until)
@@ -215,7 +129,7 @@ def _live(observed: Observed, settings: OperatorSettings) -> Plan:
     wakeups.append(step.next_wakeup)
 
     live_pods = [p for p in observed.pods if p.alive]
-    current = _current_pod(s, live_pods)
+    current = media.current_pod(s, live_pods)
     conds: list[Condition] = [
         Condition(ConditionType.CODES_ISSUED, True, "Issued", "Codes are in the codes Secret"),
         Condition(
@@ -225,12 +139,6 @@ def _live(observed: Observed, settings: OperatorSettings) -> Plan:
             "At least two people are present" if step.billing else "Fewer than two people present",
         ),
     ]
-    media: dict[str, Any] | None = None
-    endpoint: str | None = None
-    placement_failed = False
-    media_ready = False
-    failed_reason: tuple[str, str] | None = None
-    create_pod: CreateMediaPod | None = None
     delete_names = [p.name for p in live_pods if current is None or p.name != current.name]
     # Dead pods are removed too, so a finished pod never lingers next to its replacement.
     delete_names += [p.name for p in observed.pods if not p.alive and not p.deleting]
@@ -243,9 +151,10 @@ def _live(observed: Observed, settings: OperatorSettings) -> Plan:
         wakeups.append(idle_at)
     sticky_failed = s.phase == Phase.FAILED and s.observed_generation == s.generation
 
+    step_media = media.MediaStep()
     if sticky_failed:
         phase = Phase.FAILED
-        failed_reason = (s.reason or "Failed", "See the MediaPlaced condition")
+        step_media.failed_reason = (s.reason or "Failed", "See the MediaPlaced condition")
         if current is not None:
             delete_names.append(current.name)
     elif not in_window:
@@ -260,359 +169,103 @@ def _live(observed: Observed, settings: OperatorSettings) -> Plan:
             )
         )
     elif not s.group:
-        joinable = True
-        phase = _presence_phase(idle, eff.connected, joinable)
+        phase = _presence_phase(idle, eff.connected, joinable=True)
         conds.append(
             Condition(
                 ConditionType.READY,
                 True,
-                "PeerToPeer",
+                JoinMode.PEER_TO_PEER.value,
                 "Two people join peer-to-peer via signaling",
             )
         )
     else:
-        allowed_regions = settings.allowed_regions(s.region)
-        state = placement.media_state(current)
-        if idle:
-            if current is not None:
-                delete_names.append(current.name)
-            media = {"podName": None, "nodeName": None, "nodeRegion": None, "turnPort": None}
-            conds.append(
-                Condition(
-                    ConditionType.MEDIA_PLACED, False, "Released", "Media released while idle"
-                )
-            )
-            joinable = False
-        elif state is placement.MediaState.MISSING:
-            nodes = placement.allowed_nodes(observed.nodes.values(), allowed_regions)
-            ports = hostports.PortRange(settings.host_port_min, settings.host_port_max)
-            port = hostports.allocate(
-                ports,
-                nodes,
-                observed.port_uses,
-                seed=f"{s.uid}/{s.media.incarnation + 1}",
-            )
-            settled = (u for u in observed.port_uses if u.node is not None)
-            if nodes and port is None and hostports.allocate(ports, nodes, settled, seed=s.uid):
-                # Only pods still waiting for the scheduler hold the ports: wait, do not fail.
-                conds.append(
-                    Condition(ConditionType.MEDIA_PLACED, False, "WaitingForPort", "Ports busy")
-                )
-                wakeups.append(now + PORT_RETRY)
-            elif not nodes or port is None:
-                placement_failed = True
-                why = (
-                    "no schedulable node in the allowed regions"
-                    if not nodes
-                    else "all TURN ports taken"
-                )
-                failed_reason = (
-                    "NoCapacityInRegion",
-                    f"Media cannot run in {s.region.value.upper()}: {why}",
-                )
-            else:
-                incarnation = s.media.incarnation + 1
-                media = {
-                    "podName": media_pod_name(s, incarnation),
-                    "nodeName": None,
-                    "nodeRegion": None,
-                    "turnPort": port,
-                    "incarnation": incarnation,
-                }
-                actions.append(EnsureMediaSecret())
-                # The status patch (with the pod name) goes before the pod: see below.
-                create_pod = CreateMediaPod(incarnation, port)
-                verb = "MediaPodRecreated" if s.media.incarnation else "MediaPodCreated"
-                events.append(
-                    Event("Normal", verb, f"Media pod {incarnation} requested on TURN port {port}")
-                )
-                conds.append(Condition(ConditionType.MEDIA_PLACED, False, *_WAITING_FOR_SCHEDULER))
-            joinable = False
-        elif state is placement.MediaState.UNSCHEDULABLE and not _grace_over(
-            current, now, settings
-        ):
-            assert current is not None
-            conds.append(
-                Condition(
-                    ConditionType.MEDIA_PLACED, False, "Unschedulable", current.scheduler_message
-                )
-            )
-            wakeups.append((current.unschedulable_since or now) + settings.placement_grace)
-            joinable = False
-        elif state is placement.MediaState.UNSCHEDULABLE:
-            assert current is not None
-            placement_failed = True
-            delete_names.append(current.name)
-            failed_reason = (
-                "NoCapacityInRegion",
-                f"No node in {s.region.value.upper()} can take the media pod"
-                f" (never placed elsewhere): {current.scheduler_message}",
-            )
-            joinable = False
-        elif state is placement.MediaState.PENDING:
-            conds.append(Condition(ConditionType.MEDIA_PLACED, False, *_WAITING_FOR_SCHEDULER))
-            joinable = False
-        else:
-            assert current is not None
-            node = observed.nodes.get(current.node_name or "")
-            media = {
-                "podName": current.name,
-                "nodeName": current.node_name,
-                "nodeRegion": node.region if node else None,
-                "turnPort": current.turn_port,
-            }
-            conds.append(
-                Condition(
-                    ConditionType.MEDIA_PLACED,
-                    True,
-                    "Scheduled",
-                    "Media pod bound to an allowed node",
-                )
-            )
-            media_ready = state is placement.MediaState.READY
-            if media_ready:
-                endpoint = placement.endpoint(node, current.turn_port)
-            joinable = media_ready and endpoint is not None
-        if failed_reason is not None:
-            phase = Phase.FAILED
-            conds.append(
-                Condition(ConditionType.MEDIA_PLACED, False, failed_reason[0], failed_reason[1])
-            )
-            conds.append(Condition(ConditionType.READY, False, failed_reason[0], failed_reason[1]))
-        else:
-            phase = _presence_phase(idle, eff.connected, joinable)
-            if phase is Phase.SCHEDULED:
-                conds.append(
-                    Condition(
-                        ConditionType.READY, False, "MediaStarting", "The media pod is starting"
-                    )
-                )
-            elif idle:
-                conds.append(
-                    Condition(ConditionType.READY, True, "Idle", "Joining re-creates the media pod")
-                )
-            else:
-                conds.append(
-                    Condition(ConditionType.READY, True, "MediaReady", "The media pod is ready")
-                )
+        step_media = media.step(observed, settings, current, idle=idle)
+        actions.extend(step_media.actions)
+        events.extend(step_media.events)
+        delete_names += step_media.delete_names
+        wakeups += step_media.wakeups
+        phase, ready = _group_phase(step_media, idle, eff.connected)
+        conds += step_media.conditions + ready
 
+    failed_reason = step_media.failed_reason
     actions.extend(DeletePod(name) for name in dict.fromkeys(delete_names))
-
-    status: dict[str, Any] = {
-        "phase": phase.value,
-        "observedGeneration": s.generation,
-        "expiresAt": format_time(expiry.expires_at(s)),
-        "codesSecretName": codes_secret_name(s),
-        "join": {
-            "mode": "MediaPod" if s.group else "PeerToPeer",
-            "signalingURL": settings.signaling_url,
-            "mediaEndpoint": endpoint,
-        },
-    }
-    if failed_reason is not None:
-        status["reason"], status["message"] = failed_reason
-    elif phase is not Phase.FAILED:
-        status["reason"], status["message"] = None, None
-    if media is not None:
-        status["media"] = media
-    status_patch = _diff_status(s, status, conds, now)
+    desired = _desired_status(s, settings, phase, step_media)
+    status_patch = status.diff(s, desired, conds, now)
     billing_write: BillingState | None = None
     if step.due:
         billing_write = step.state
         status_patch["billing"] = step.state.serialize()
     if status_patch:
         actions.append(PatchStatus({"status": status_patch}))
-    if create_pod is not None:
+    if step_media.create_pod is not None:
         # After the status that records the pod's name and incarnation: a crash in between
         # leaves a recorded incarnation without a pod, and the next plan moves on to the next
         # incarnation and port instead of creating a second pod for the same one.
-        actions.append(create_pod)
-    if phase != s.phase and phase in _PHASE_EVENTS and not events:
-        # One event per step: a plan that already says what happened (e.g. MediaPodCreated)
-        # does not also announce the phase it implies.
-        kind, reason, message = _PHASE_EVENTS[phase]
-        if phase is Phase.FAILED and failed_reason is not None:
-            reason, message = failed_reason
-        events.append(Event(kind, reason, message))
+        actions.append(step_media.create_pod)
+    announced = status.phase_event(s, phase, failed_reason, events)
+    if announced is not None:
+        events.append(announced)
     return Plan(
         phase=phase,
         actions=tuple(actions),
         events=tuple(events),
-        next_wakeup=_earliest(wakeups, now),
+        next_wakeup=status.earliest(wakeups, now),
         billing=billing_write,
         billed_minutes_delta=step.state.billed_minutes - s.billing.billed_minutes,
-        placement_failed=placement_failed and s.phase != Phase.FAILED,
-        media_ready=media_ready,
+        placement_failed=step_media.placement_failed and s.phase != Phase.FAILED,
+        media_ready=step_media.media_ready,
     )
 
 
-def _presence_phase(idle: bool, connected: int, joinable: bool) -> Phase:
+def _group_phase(
+    step: media.MediaStep, idle: bool, connected: int
+) -> tuple[Phase, list[Condition]]:
+    """A group call's phase and its Ready (and failed MediaPlaced) conditions."""
+    if step.failed_reason is not None:
+        reason, message = step.failed_reason
+        return Phase.FAILED, [
+            Condition(ConditionType.MEDIA_PLACED, False, reason, message),
+            Condition(ConditionType.READY, False, reason, message),
+        ]
+    phase = _presence_phase(idle, connected, joinable=step.joinable)
+    if phase is Phase.SCHEDULED:
+        ready = Condition(ConditionType.READY, False, "MediaStarting", "The media pod is starting")
+    elif idle:
+        ready = Condition(ConditionType.READY, True, "Idle", "Joining re-creates the media pod")
+    else:
+        ready = Condition(ConditionType.READY, True, "MediaReady", "The media pod is ready")
+    return phase, [ready]
+
+
+def _desired_status(
+    s: Session, settings: OperatorSettings, phase: Phase, step: media.MediaStep
+) -> dict[str, Any]:
+    desired: dict[str, Any] = {
+        "phase": phase.value,
+        "observedGeneration": s.generation,
+        "expiresAt": format_time(expiry.expires_at(s)),
+        "codesSecretName": manifests.codes_secret_name(s),
+        "join": {
+            "mode": s.join_mode.value,
+            "signalingURL": settings.signaling_url,
+            "mediaEndpoint": step.endpoint,
+        },
+    }
+    if step.failed_reason is not None:
+        desired["reason"], desired["message"] = step.failed_reason
+    elif phase is not Phase.FAILED:
+        desired["reason"], desired["message"] = None, None
+    media_status = step.media
+    if media_status is None and step.endpoint is None and s.media.control_endpoint is not None:
+        media_status = {"controlEndpoint": None}  # cleared with the media endpoint
+    if media_status is not None:
+        desired["media"] = media_status
+    return desired
+
+
+def _presence_phase(idle: bool, connected: int, *, joinable: bool) -> Phase:
     if idle:
         return Phase.IDLE
     if connected >= billing_rules.MIN_PRESENT:
         return Phase.ACTIVE
     return Phase.READY if joinable else Phase.SCHEDULED
-
-
-def _grace_over(pod: MediaPod | None, now: datetime, settings: OperatorSettings) -> bool:
-    """The scheduler retries when nodes change; fail only once it kept saying no."""
-    since = pod.unschedulable_since if pod is not None else None
-    return since is None or now >= since + settings.placement_grace
-
-
-def _current_pod(s: Session, live_pods: Sequence[MediaPod]) -> MediaPod | None:
-    """The live pod the status points at; else the newest live one."""
-    for pod in live_pods:
-        if pod.name == s.media.pod_name:
-            return pod
-    return max(live_pods, key=lambda p: p.name, default=None)
-
-
-def _diff_status(
-    s: Session, desired: Mapping[str, Any], conds: Sequence[Condition], now: datetime
-) -> dict[str, Any]:
-    """Only what differs from the current status, plus conditions when they changed."""
-    current = {
-        "phase": s.phase.value if s.phase else None,
-        "observedGeneration": s.observed_generation,
-        "codesSecretName": s.codes_secret_name,
-        "reason": s.reason,
-    }
-    patch: dict[str, Any] = {}
-    for key, value in desired.items():
-        if key in current and current[key] == value:
-            continue
-        if key == "expiresAt" and s.phase is not None:
-            continue  # derived from an immutable-enough spec; written with the first status
-        if key == "message" and desired.get("reason") == s.reason:
-            continue
-        if key == "join" and s.phase is not None and value.get("mediaEndpoint") == s.media_endpoint:
-            continue
-        if key == "media" and _same_media(s, value):
-            continue
-        patch[key] = value
-    if s.phase is None:
-        patch["expiresAt"] = desired["expiresAt"]
-        patch["join"] = desired["join"]
-    merged = merge(s.conditions, conds, now=now, generation=s.generation)
-    if not same(s.conditions, merged):
-        patch["conditions"] = merged
-    if patch and "observedGeneration" not in patch and s.observed_generation != s.generation:
-        patch["observedGeneration"] = s.generation
-    return patch
-
-
-def _same_media(s: Session, media: Mapping[str, Any]) -> bool:
-    m = s.media
-    return (
-        media.get("podName") == m.pod_name
-        and media.get("nodeName") == m.node_name
-        and media.get("nodeRegion") == m.node_region
-        and media.get("turnPort") == m.turn_port
-    )
-
-
-def _earliest(candidates: Sequence[datetime | None], now: datetime) -> datetime | None:
-    future = [t for t in candidates if t is not None and t > now]
-    return min(future) if future else None
-
-
-# --- the end ----------------------------------------------------------------------------------
-
-
-def _teardown(observed: Observed, settings: OperatorSettings, reason: EndReason) -> Plan:
-    """Expiry or deletion: usage record first, then revoke and remove, then status/finalizer."""
-    s, now = observed.session, observed.now
-    exp = expiry.expires_at(s)
-    if reason is EndReason.DELETED and not s.has_finalizer:
-        return Plan(phase=s.phase or Phase.SCHEDULED, actions=())
-    stop_at = min(exp, s.deleted_at or exp) if reason is EndReason.DELETED else exp
-    actions: list[Action] = []
-    step = billing_rules.advance(
-        s.billing,
-        s.presence,
-        observed.leases,
-        now=max(now, stop_at),
-        stop_at=stop_at,
-        checkpoint_interval=settings.billing_checkpoint_interval,
-        max_vouch=settings.presence_max_vouch,
-    )
-    final = step.state
-    recorded = s.billing.usage_record is not None
-    codes_issued = s.has_finalizer and None not in s.code_digests
-    if not recorded and (codes_issued or s.phase is not None):
-        body = usage_record(
-            s,
-            billable_seconds=final.billable_seconds,
-            billed_minutes=final.billed_minutes,
-            peak=s.presence.peak,
-            media_region=s.media.node_region,
-            ended_at=stop_at,
-            end_reason=reason.value,
-        )
-        actions.append(WriteUsageRecord(reason, body))
-        final = BillingState(
-            billable_seconds=final.billable_seconds,
-            billed_minutes=final.billed_minutes,
-            checkpoint_at=final.checkpoint_at,
-            billing_at_checkpoint=False,
-            voucher=None,
-            usage_record=usage_record_name(s.uid),
-        )
-    for pod in observed.pods:
-        if not pod.deleting:
-            actions.append(DeletePod(pod.name))
-    actions.append(RevokeCodes())
-    events: list[Event] = []
-    if reason is EndReason.DELETED:
-        actions.append(ReleaseFinalizer())
-        return Plan(
-            phase=s.phase or Phase.SCHEDULED,
-            actions=tuple(actions),
-            billing=final if not recorded else None,
-            billed_minutes_delta=final.billed_minutes - s.billing.billed_minutes,
-        )
-    actions.append(ScrubSession())
-    conds = [
-        Condition(ConditionType.READY, False, "Expired", "The codes have expired"),
-        Condition(ConditionType.CODES_ISSUED, False, "Revoked", "Codes revoked at expiry"),
-        Condition(ConditionType.BILLING, False, "Ended", "The session has ended"),
-        Condition(ConditionType.USAGE_RECORDED, True, "Recorded", "The usage record was written"),
-    ]
-    if s.group:
-        conds.append(
-            Condition(ConditionType.MEDIA_PLACED, False, "Released", "Media released at expiry")
-        )
-    status: dict[str, Any] = {
-        "phase": Phase.EXPIRED.value,
-        "reason": "Expired",
-        "message": "Codes revoked, media and personal data removed",
-        "observedGeneration": s.generation,
-        "expiresAt": format_time(exp),
-        "conditions": merge(s.conditions, conds, now=now, generation=s.generation),
-        "join": {"mediaEndpoint": None},
-        "media": {"podName": None, "nodeName": None, "turnPort": None},
-        "billing": final.serialize(),
-    }
-    # Last: an Expired phase in status means everything above is done.
-    actions.append(PatchStatus({"status": status}))
-    events.append(Event(*_PHASE_EVENTS[Phase.EXPIRED]))
-    return Plan(
-        phase=Phase.EXPIRED,
-        actions=tuple(actions),
-        events=tuple(events),
-        next_wakeup=_earliest([expiry.delete_at(s, settings)], now),
-        billing=final,
-        billed_minutes_delta=final.billed_minutes - s.billing.billed_minutes,
-    )
-
-
-def _after_expiry(observed: Observed, settings: OperatorSettings) -> Plan:
-    s, now = observed.session, observed.now
-    if s.billing.usage_record is None:  # the status write of the teardown did not happen
-        return _teardown(observed, settings, EndReason.EXPIRED)
-    actions: list[Action] = [DeletePod(p.name) for p in observed.pods if not p.deleting]
-    due = expiry.delete_at(s, settings)
-    if now >= due:
-        actions.append(DeleteSession())
-    return Plan(phase=Phase.EXPIRED, actions=tuple(actions), next_wakeup=_earliest([due], now))

@@ -23,15 +23,21 @@ from sprechzimmer.contract import (
     Component,
     SecretKey,
 )
+from sprechzimmer.contract.mediapod import (
+    CONTROL_PORT,
+    GRACE_SECONDS,
+    MAX_CALL_PARTICIPANTS,
+    TERMINATION_GRACE_PERIOD_SECONDS,
+    MediaEnv,
+)
+from sprechzimmer.contract.rfc3339 import format_time
 from sprechzimmer.operator.core.codes import CodePair
-from sprechzimmer.operator.core.model import ANNOTATION_TURN_PORT, Session, format_time
+from sprechzimmer.operator.core.model import ANNOTATION_TURN_PORT, Session
 from sprechzimmer.operator.core.placement import node_affinity
 from sprechzimmer.operator.core.settings import OperatorSettings
 
 MEDIA_SECRET_CONTROL_TOKEN = "control-token"  # noqa: S105 - a key name, not a secret
 MEDIA_SECRET_TURN_SECRET = "turn-secret"  # noqa: S105 - a key name, not a secret
-CONTROL_PORT = 8080
-MAX_PARTICIPANTS = 5
 TURN_CONFIG_DIR = "/run/turn"
 # Media pods get a kubelet-enforced deadline a little after expiry: even with no operator
 # running, nothing of a session outlives its codes by more than this.
@@ -144,17 +150,22 @@ def media_pod(
     }
     secret = media_secret_name(session)
 
-    def from_secret(name: str, key: str) -> dict[str, Any]:
-        return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+    def from_secret(name: MediaEnv, key: str) -> dict[str, Any]:
+        return {"name": name.value, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+
+    def value(name: MediaEnv, text: str) -> dict[str, Any]:
+        return {"name": name.value, "value": text}
 
     env = [
-        from_secret("SPRECHZIMMER_CONTROL_TOKEN", MEDIA_SECRET_CONTROL_TOKEN),
-        from_secret("SPRECHZIMMER_TURN_SECRET", MEDIA_SECRET_TURN_SECRET),
-        {"name": "SPRECHZIMMER_TURN_PORT", "value": str(turn_port)},
-        {"name": "SPRECHZIMMER_TURN_REALM", "value": settings.turn_realm},
-        {"name": "SPRECHZIMMER_EXPIRES_AT", "value": format_time(expires_at)},
-        {"name": "SPRECHZIMMER_CONTROL_PORT", "value": str(CONTROL_PORT)},
-        {"name": "SPRECHZIMMER_MAX_PARTICIPANTS", "value": str(MAX_PARTICIPANTS)},
+        from_secret(MediaEnv.CONTROL_TOKEN, MEDIA_SECRET_CONTROL_TOKEN),
+        from_secret(MediaEnv.TURN_SECRET, MEDIA_SECRET_TURN_SECRET),
+        value(MediaEnv.TURN_PORT, str(turn_port)),
+        value(MediaEnv.TURN_REALM, settings.turn_realm),
+        value(MediaEnv.EXPIRES_AT, format_time(expires_at)),
+        value(MediaEnv.CONTROL_PORT, str(CONTROL_PORT)),
+        value(MediaEnv.MAX_PARTICIPANTS, str(MAX_CALL_PARTICIPANTS)),
+        # The SFU drains this long after SIGTERM; the kubelet waits a margin longer.
+        value(MediaEnv.GRACE_SECONDS, str(GRACE_SECONDS)),
     ]
     turn_mount = {"name": "turn-config", "mountPath": TURN_CONFIG_DIR}
     tmp_mount = {"name": "tmp", "mountPath": "/tmp"}  # noqa: S108 - an emptyDir, not the host's /tmp
@@ -173,7 +184,7 @@ def media_pod(
             "affinity": node_affinity(allowed_regions),
             "restartPolicy": "Always",
             "activeDeadlineSeconds": deadline,
-            "terminationGracePeriodSeconds": 10,
+            "terminationGracePeriodSeconds": TERMINATION_GRACE_PERIOD_SECONDS,
             "automountServiceAccountToken": False,
             "enableServiceLinks": False,
             "securityContext": {

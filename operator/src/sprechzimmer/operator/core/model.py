@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sprechzimmer.contract import (
@@ -23,26 +23,13 @@ from sprechzimmer.contract import (
     Region,
     parse_duration,
 )
+from sprechzimmer.contract.mediapod import JoinMode
+from sprechzimmer.contract.rfc3339 import format_time, parse_time
 
 Body = Mapping[str, Any]
 
 # On media pods: the allocated TURN host port, so allocations survive operator restarts.
 ANNOTATION_TURN_PORT = f"{GROUP}/turn-port"
-
-
-def parse_time(text: str | None) -> datetime | None:
-    """RFC 3339 → aware UTC datetime; None stays None."""
-    if not text:
-        return None
-    value = datetime.fromisoformat(text.replace("z", "Z").replace("Z", "+00:00"))
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
-
-
-def format_time(value: datetime) -> str:
-    """Aware datetime → RFC 3339 in UTC with whole seconds (``2026-11-21T10:30:00Z``)."""
-    return value.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def floor_second(value: datetime) -> datetime:
@@ -131,6 +118,8 @@ class MediaStatus:
     node_region: str | None = None
     turn_port: int | None = None
     incarnation: int = 0
+    # ``<pod IP>:<control port>``: where signaling reaches the SFU's control API.
+    control_endpoint: str | None = None
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any] | None) -> MediaStatus:
@@ -143,6 +132,7 @@ class MediaStatus:
             node_region=raw.get("nodeRegion") or None,
             turn_port=int(port) if port else None,
             incarnation=int(raw.get("incarnation") or 0),
+            control_endpoint=raw.get("controlEndpoint") or None,
         )
 
 
@@ -185,6 +175,10 @@ class Session:
     def group(self) -> bool:
         """Three to five people: needs a media pod; two people go peer-to-peer."""
         return self.clients >= 2
+
+    @property
+    def join_mode(self) -> JoinMode:
+        return JoinMode.MEDIA_POD if self.group else JoinMode.PEER_TO_PEER
 
     @property
     def key(self) -> tuple[str, str]:
@@ -248,6 +242,7 @@ class MediaPod:
     # The scheduler's verdict while unschedulable: since when, and its explanation.
     unschedulable_since: datetime | None = None
     scheduler_message: str = ""
+    pod_ip: str | None = None
 
     @property
     def alive(self) -> bool:
@@ -279,6 +274,7 @@ class MediaPod:
             created_at=parse_time(meta.get("creationTimestamp")),
             unschedulable_since=parse_time(scheduled.get("lastTransitionTime")),
             scheduler_message=str(scheduled.get("message") or "")[:300],
+            pod_ip=status.get("podIP") or None,
         )
 
 

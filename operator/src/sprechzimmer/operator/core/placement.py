@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from sprechzimmer.contract import REGION_LABEL
+from sprechzimmer.contract.mediapod import CONTROL_PORT
 from sprechzimmer.operator.core.model import MediaPod, Node
 
 
@@ -64,3 +65,10 @@ def endpoint(node: Node | None, port: int | None) -> str | None:
     if node is None or node.external_ip is None or port is None:
         return None
     return f"{node.external_ip}:{port}"
+
+
+def control_endpoint(pod: MediaPod | None) -> str | None:
+    """``pod-ip:control-port`` where signaling reaches the SFU's control API (pod network)."""
+    if pod is None or pod.pod_ip is None:
+        return None
+    return f"{pod.pod_ip}:{CONTROL_PORT}"

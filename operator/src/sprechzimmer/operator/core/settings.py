@@ -2,7 +2,7 @@
 
 Values come from environment variables prefixed ``SPRECHZIMMER_OPERATOR_`` (nested fields with
 ``__``, e.g. ``SPRECHZIMMER_OPERATOR_MEDIA_RESOURCES__LIMITS_CPU``) and optionally a YAML file
-(``SPRECHZIMMER_OPERATOR_CONFIG_FILE``, read by ``load_settings`` in the adapters); environment
+(``SPRECHZIMMER_OPERATOR_CONFIG_FILE``, read by ``load_settings`` in ``__main__``); environment
 variables win over the file. docs/operator.md lists every field.
 """
 
@@ -99,6 +99,13 @@ class OperatorSettings(BaseSettings):
     )
     presence_namespace: str = Field(
         "sprechzimmer-system", description="Namespace of the signaling replicas' presence Leases."
+    )
+    usage_namespace: str = Field(
+        "sprechzimmer-system",
+        description=(
+            "Namespace of the usage records: the operator's own, so a bill outlives the"
+            " practice's namespace."
+        ),
     )
     signaling_url: str = Field(
         "https://signaling.sprechzimmer.local", description="Base URL of signaling."
