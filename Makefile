@@ -27,7 +27,7 @@ tools: ## build the pinned Kubernetes toolchain (cached in ~/.cache/sprechzimmer
 	hack/build-tools.sh
 
 up: packages dev tools ## start the local cluster and the operator (or reuse them), apply a sample session
-	$(PY) -m sprechzimmer.devcluster.cli up --with=operator
+	$(PY) -m sprechzimmer.devcluster.cli up --with=operator --real-node=auto
 	@echo; $(CURDIR)/.tools/bin/kubectl --kubeconfig .cluster/kubeconfig get vs -A
 
 down: dev ## stop the local cluster and remove .cluster/
