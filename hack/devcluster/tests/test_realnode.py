@@ -47,7 +47,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     except realnode.RealNodeUnavailable as error:
         print(f"\n*** REAL NODE NOT TESTED: {error} ***", file=sys.stderr)
         pytest.skip(f"the real node cannot run on this machine: {error}")
-    before = hoststate.snapshot()
+    before = hoststate.snapshot(config.NODE_ROOT)
     cluster = LocalCluster(tmp_path_factory.mktemp("realnode"), advertise_address=claim.node_ip)
     try:
         cluster.start()
@@ -259,7 +259,7 @@ def test_pods_reach_the_api_server_through_the_kubernetes_service(run: Run, echo
 def test_stop_leaves_the_machine_as_it_found_it(run: Run, echo_pod: Pod) -> None:
     touched = hoststate.read_sysctls()
     run.cluster.stop()
-    after = hoststate.snapshot()
+    after = hoststate.snapshot(config.NODE_ROOT)
     assert touched != run.before.sysctls  # the kubelet did change something: the test means it
     assert after.sysctls == run.before.sysctls
     assert not Path(f"/sys/class/net/{config.BRIDGE}").exists()
@@ -267,5 +267,6 @@ def test_stop_leaves_the_machine_as_it_found_it(run: Run, echo_pod: Pod) -> None
     assert after.absent_paths == run.before.absent_paths
     assert after.absent_cgroups == run.before.absent_cgroups
     assert after.netns == run.before.netns
-    assert hoststate.mounts_under([run.cluster.state_dir]) == []
-    assert not run.node.layout.snapshot.exists()
+    assert hoststate.mounts_under([run.cluster.state_dir, config.NODE_ROOT]) == []
+    assert not run.node.record.exists()
+    assert not config.NODE_ROOT.exists()

@@ -106,11 +106,13 @@ def _netns() -> list[str]:
     return []
 
 
-def snapshot() -> HostSnapshot:
+def snapshot(node_root: Path) -> HostSnapshot:
+    """The state of everything the node may change; ``node_root`` is where it keeps its own."""
+    paths = (*HARD_CODED_PATHS, str(node_root))
     return HostSnapshot(
         sysctls=read_sysctls(),
         chains=sorted(chains()),
-        absent_paths=[p for p in HARD_CODED_PATHS if not os.path.lexists(p)],
+        absent_paths=[p for p in paths if not os.path.lexists(p)],
         absent_cgroups=[str(c) for c in kubepods_cgroups() if not c.exists()],
         netns=_netns(),
     )
@@ -220,6 +222,15 @@ def mounts_under(roots: Iterable[Path]) -> list[str]:
         if any(point == p or point.startswith(p + "/") for p in prefixes):
             points.append(point)
     return sorted(set(points), key=lambda p: -p.count("/"))
+
+
+def clear(path: Path) -> list[str]:
+    """Unmount everything below ``path`` and delete it (a crashed node's leftover root)."""
+    done = _unmount_under([path])
+    if path.exists():
+        shutil.rmtree(path, ignore_errors=True)
+        done.append(f"removed {path}")
+    return done
 
 
 def _unmount_under(roots: list[Path]) -> list[str]:

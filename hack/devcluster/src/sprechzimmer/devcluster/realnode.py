@@ -39,7 +39,8 @@ from sprechzimmer.devcluster.cluster import (
 from sprechzimmer.devcluster.images import LayerFile, write_docker_archive, write_layer
 
 PAUSE_SOURCE = REPO_ROOT / "hack" / "realnode" / "pause.c"
-NODE_DIR = "realnode"  # under the cluster's state directory
+# The host's state before the node started, in the cluster's state directory (hoststate.py).
+HOST_RECORD = "realnode-host.json"
 _LOCK = b"\0sprechzimmer-realnode"  # abstract socket: released when its holder dies
 _HOST_TOOLS = (
     "containerd",
@@ -192,11 +193,11 @@ def static_c_image(source: Path, *, repo_tag: str, user: str, args: tuple[str, .
 
 def restore_leftovers(state: Path) -> list[str]:
     """Undo a real node's host changes that its crashed supervisor left behind."""
-    root = state / NODE_DIR
-    record = root / "host-snapshot.json"
+    record = state / HOST_RECORD
     if not record.exists():
         return []
-    done = hoststate.restore(hoststate.HostSnapshot.load(record), root, config.BRIDGE)
+    before = hoststate.HostSnapshot.load(record)
+    done = hoststate.restore(before, config.NODE_ROOT, config.BRIDGE)
     record.unlink()
     return done
 
@@ -208,12 +209,13 @@ class RealNode:
         self.cluster = cluster
         self.claim = claim
         self.layout = config.NodeLayout(
-            root=cluster.state_dir / NODE_DIR,
+            root=config.NODE_ROOT,
             bin_dir=cluster.binaries,
             node_ip=claim.node_ip,
             pki=cluster.layout.pki,
             ports=config.NodePorts(*free_ports(4)),
         )
+        self.record = cluster.state_dir / HOST_RECORD
         self.ready_seconds: float | None = None
         self._snapshot: hoststate.HostSnapshot | None = None
 
@@ -224,8 +226,10 @@ class RealNode:
     def start(self, timeout: float = 120.0) -> dict[str, str]:
         """Start containerd, the kubelet and kube-proxy; return the ``endpoints.env`` lines."""
         layout = self.layout
-        self._snapshot = hoststate.snapshot()
-        self._snapshot.save(layout.snapshot)
+        for line in hoststate.clear(layout.root):  # a crashed node's, whose record is gone
+            print(f"real node: {line}", file=sys.stderr, flush=True)
+        self._snapshot = hoststate.snapshot(layout.root)
+        self._snapshot.save(self.record)
         self.cluster.on_stop(self.stop)
         self._write_identities()
         self._write_configs()
@@ -288,7 +292,7 @@ class RealNode:
         )
         cluster.stop_process("containerd", timeout=10)
         done = hoststate.restore(self._snapshot, layout.root, config.BRIDGE)
-        layout.snapshot.unlink(missing_ok=True)
+        self.record.unlink(missing_ok=True)
         self._snapshot = None
         self.claim.release()
         for line in done:

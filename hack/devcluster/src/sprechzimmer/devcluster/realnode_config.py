@@ -28,6 +28,11 @@ POD_SUBNET = "10.245.0.0/24"
 # The sandbox image containerd asks for; realnode.py builds and imports it under this tag.
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
 CNI_BIN_DIR = Path("/usr/lib/cni")
+# Where the node keeps containerd's and the kubelet's state and sockets. Not under the cluster's
+# state directory: a unix socket path has at most 104-108 bytes, which the kubelet's sockets
+# (``<root-dir>/pod-resources/<n>``) exceed below a deep checkout or pytest's tmp_path. One real
+# node per machine (realnode.claim), so one fixed place; removed on stop.
+NODE_ROOT = Path("/var/lib/sprechzimmer-realnode")
 
 
 @dataclass(frozen=True)
@@ -44,7 +49,7 @@ class NodePorts:
 class NodeLayout:
     """Where the real node keeps its state, and how it reaches the cluster."""
 
-    root: Path  # <cluster state>/realnode
+    root: Path  # NODE_ROOT
     bin_dir: Path  # kubelet, kube-proxy (the pinned toolchain)
     node_ip: str  # this machine's own non-loopback address
     pki: Path  # the cluster's: its CA signs the node's identities
@@ -84,11 +89,6 @@ class NodeLayout:
     @property
     def proxy_config(self) -> Path:
         return self.root / "kube-proxy.yaml"
-
-    @property
-    def snapshot(self) -> Path:
-        """The host's state before the node started (see hoststate.py)."""
-        return self.root / "host-snapshot.json"
 
 
 def containerd_config(layout: NodeLayout) -> str:
