@@ -20,7 +20,7 @@ $(VENV)/.installed: requirements-dev.txt $(PYPROJECTS)
 
 dev: $(VENV)/.installed ## install every component editable, plus the test tools, into .venv
 
-packages: ## install the Debian packages the project needs (coturn, chromium), if missing
+packages: ## install the Debian packages the project needs (coturn, chromium, containerd, …), if missing
 	hack/install-packages.sh
 
 tools: ## build the pinned Kubernetes toolchain (cached in ~/.cache/sprechzimmer)
