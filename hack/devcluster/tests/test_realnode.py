@@ -133,12 +133,7 @@ class Pod:
 def echo_pod(run: Run) -> Pod:
     archive = realnode.static_c_image(ECHO_SOURCE, repo_tag=ECHO_IMAGE, user="65532:65532", args=())
     run.node.import_image(archive)
-    listed = subprocess.run(
-        ["ctr", f"--address={run.node.layout.containerd_socket}", "-n", "k8s.io", "images", "ls"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    listed = realnode.ctr(run.node.layout.containerd_socket, "images", "ls")
     assert archive_image_id(archive) in listed  # ctr took the archive as written
     namespace = "realnode-test"
     run.cluster.kubectl("create", "namespace", namespace)
@@ -215,12 +210,7 @@ def test_kubectl_logs_and_exec_reach_the_kubelet(run: Run, echo_pod: Pod) -> Non
 def _container_pid(run: Run, pod: Pod) -> int:
     status = _json(run, "-n", pod.namespace, "get", "pod", pod.name)["status"]
     container = status["containerStatuses"][0]["containerID"].removeprefix("containerd://")
-    tasks = subprocess.run(
-        ["ctr", f"--address={run.node.layout.containerd_socket}", "-n", "k8s.io", "tasks", "ls"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    tasks = realnode.ctr(run.node.layout.containerd_socket, "tasks", "ls")
     return int(next(line.split()[1] for line in tasks.splitlines() if line.startswith(container)))
 
 

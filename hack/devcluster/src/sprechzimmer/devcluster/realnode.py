@@ -148,17 +148,18 @@ def claim(binaries: Path, wait: float = 0.0) -> Claim:
     return Claim(node_ip, lock)
 
 
+def ctr(socket_path: Path, *args: str, timeout: float = 600) -> str:
+    """Run ``ctr`` in the CRI's namespace of the node's containerd; raise with its message."""
+    argv = ["ctr", f"--address={socket_path}", "--namespace=k8s.io", *args]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    if result.returncode != 0:
+        raise ClusterError(f"ctr {' '.join(args)} failed: {result.stderr.strip()}")
+    return result.stdout
+
+
 def import_image(socket_path: Path, archive: Path) -> None:
     """Import a docker archive into the node's containerd, where the kubelet sees it."""
-    result = subprocess.run(
-        ["ctr", f"--address={socket_path}", "--namespace=k8s.io", "images", "import", str(archive)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise ClusterError(f"ctr images import {archive.name} failed: {result.stderr.strip()}")
+    ctr(socket_path, "images", "import", str(archive))
 
 
 def static_c_image(source: Path, *, repo_tag: str, user: str, args: tuple[str, ...] = ()) -> Path:
@@ -334,13 +335,7 @@ class RealNode:
         layout.proxy_config.write_text(yaml.safe_dump(config.kube_proxy_config(layout)))
 
     def _containerd_up(self) -> bool:
-        result = subprocess.run(
-            ["ctr", f"--address={self.layout.containerd_socket}", "version"],
-            capture_output=True,
-            timeout=10,
-            check=False,
-        )
-        return result.returncode == 0
+        return bool(ctr(self.layout.containerd_socket, "version", timeout=10))
 
     def _node_ready(self) -> bool:
         node = json.loads(self.cluster.kubectl("get", "node", self.name, "-o", "json").stdout)
