@@ -1,4 +1,4 @@
-"""The real node's files and command lines (pure): what each setting is there for."""
+"""The real node's files and command lines (pure), and the host record's format."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from sprechzimmer.contract import REGION_LABEL
+from sprechzimmer.devcluster import hoststate
 from sprechzimmer.devcluster import realnode_config as config
 
 pytestmark = pytest.mark.unit
@@ -79,3 +80,15 @@ def test_kube_proxy_leaves_kernel_settings_alone() -> None:
 def test_json_renderer_round_trips() -> None:
     doc = config.cni_conflist(LAYOUT)
     assert json.loads(config.render_json(doc)) == doc
+
+
+def test_host_record_round_trips(tmp_path: Path) -> None:
+    before = hoststate.HostSnapshot(
+        sysctls={"kernel/panic": "1"},
+        chains=["iptables nat CNI-HOSTPORT-DNAT"],
+        absent_paths=["/run/netns"],
+        absent_cgroups=["/sys/fs/cgroup/pids/kubepods"],
+        netns=["other"],
+    )
+    before.save(tmp_path / "record.json")
+    assert hoststate.HostSnapshot.load(tmp_path / "record.json") == before

@@ -144,7 +144,9 @@ def claim(binaries: Path, wait: float = 0.0) -> Claim:
                 ) from error
             time.sleep(1.0)
     node_ip = host_address()
-    assert node_ip is not None  # unavailable_reason checked it
+    if node_ip is None:  # lost it since unavailable_reason() looked
+        lock.close()
+        raise RealNodeUnavailable("no non-loopback IPv4 address for the node")
     return Claim(node_ip, lock)
 
 
@@ -343,18 +345,27 @@ class RealNode:
             c["type"] == "Ready" and c["status"] == "True" for c in node["status"]["conditions"]
         )
 
-    def _drain(self, timeout: float = 60.0) -> None:
-        """Delete the node's pods while the kubelet runs, so CNI and mounts are torn down."""
+    def _drain(self, timeout: float = 30.0) -> None:
+        """Delete the node's pods while the kubelet runs, so CNI and mounts are torn down.
+
+        If the kubelet cannot confirm in time (it died), the pods are removed by force and
+        ``hoststate.restore`` kills what still runs.
+        """
         selector = f"--field-selector=spec.nodeName={self.name}"
-        self.cluster.kubectl(
-            "delete", "pods", "--all-namespaces", selector, "--grace-period=1", "--wait=false"
-        )
-        wait_for(
-            f"the pods on {self.name} to be gone",
-            lambda: not self.cluster.kubectl("get", "pods", "-A", selector, "-o", "name").stdout,
-            timeout,
-            interval=0.5,
-        )
+        delete = ("delete", "pods", "--all-namespaces", selector, "--wait=false")
+        self.cluster.kubectl(*delete, "--grace-period=1")
+        try:
+            wait_for(
+                f"the pods on {self.name} to be gone",
+                lambda: (
+                    not self.cluster.kubectl("get", "pods", "-A", selector, "-o", "name").stdout
+                ),
+                timeout,
+                interval=0.5,
+            )
+        except ClusterError:
+            self.cluster.kubectl(*delete, "--grace-period=0", "--force", check=False)
+            raise
 
 
 def _http_ok(url: str) -> bool:
