@@ -97,3 +97,18 @@ def test_layer_is_root_owned_with_parent_directories_and_modes(tmp_path: Path) -
     assert members["bin/demo"].mode == 0o755
     assert members["etc/demo.conf"].mode == 0o644
     assert all(m.uid == 0 and m.gid == 0 and m.mtime == 0 for m in members.values())
+
+
+def test_paths_may_be_strings_and_env_key_value_strings(tmp_path: Path) -> None:
+    rootfs = _rootfs(tmp_path)
+    as_mapping = _write(rootfs, tmp_path / "a.tar")
+    as_strings = write_docker_archive(
+        str(rootfs),
+        str(tmp_path / "b.tar"),
+        repo_tag="sprechzimmer.local/demo:1",
+        entrypoint=["/bin/demo", "--serve"],
+        user="65532:65532",
+        env=["PATH=/usr/bin:/bin", "LANG=C.UTF-8"],
+        workdir="/srv",
+    )
+    assert as_strings == as_mapping

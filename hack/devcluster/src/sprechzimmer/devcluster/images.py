@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import tarfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -98,13 +99,13 @@ def _directory(name: str) -> tarfile.TarInfo:
 
 
 def write_docker_archive(
-    rootfs_tar: Path,
-    out: Path,
+    rootfs_tar: str | os.PathLike[str],
+    out: str | os.PathLike[str],
     *,
     repo_tag: str,
-    entrypoint: list[str],
+    entrypoint: Sequence[str],
     user: str,
-    env: dict[str, str],
+    env: Mapping[str, str] | Sequence[str],
     workdir: str,
     cmd: Sequence[str] = (),
     labels: Mapping[str, str] | None = None,
@@ -112,9 +113,13 @@ def write_docker_archive(
     """Write ``out`` as a one-layer docker archive of ``rootfs_tar``; return the image id.
 
     ``rootfs_tar`` is an uncompressed tar of the root filesystem (as ``mmdebstrap`` or
-    :func:`write_layer` write it); it becomes the layer unchanged. The id is
-    ``sha256:<hex>``, the form ``ctr images ls`` and the kubelet report.
+    :func:`write_layer` write it); it becomes the layer unchanged. ``env`` is a mapping or
+    ``KEY=VALUE`` strings. The id is ``sha256:<hex>``, the form ``ctr images ls`` and the
+    kubelet report.
     """
+    rootfs_tar, out = Path(rootfs_tar), Path(out)
+    if not isinstance(env, Mapping):
+        env = dict(item.split("=", 1) for item in env)
     diff = sha256_file(rootfs_tar)
     config = _canonical_json(
         image_config(
