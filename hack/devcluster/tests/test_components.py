@@ -24,7 +24,7 @@ LAYOUT = components.Layout(
 
 def test_apiserver_enforces_tls_rbac_and_service_account_tokens() -> None:
     argv = components.kube_apiserver(LAYOUT)
-    assert "--authorization-mode=RBAC" in argv
+    assert "--authorization-mode=Node,RBAC" in argv
     assert "--tls-min-version=VersionTLS12" in argv
     suites = next(a for a in argv if a.startswith("--tls-cipher-suites=")).split("=")[1].split(",")
     assert suites

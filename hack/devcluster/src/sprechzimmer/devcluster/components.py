@@ -114,7 +114,9 @@ def kube_apiserver(layout: Layout) -> list[str]:
         f"--client-ca-file={pki / 'ca.crt'}",
         f"--tls-min-version={TLS_MIN_VERSION}",
         f"--tls-cipher-suites={TLS_CIPHER_SUITES}",
-        "--authorization-mode=RBAC",
+        # Node first, as kubeadm does: a kubelet (system:node:<name>) may read only what its own
+        # pods use, never every Secret; NodeRestriction limits what it may write.
+        "--authorization-mode=Node,RBAC",
         "--anonymous-auth=true",  # only /healthz, /readyz, /livez and /version are bound for it
         f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
         f"--service-account-key-file={pki / 'sa.pub'}",

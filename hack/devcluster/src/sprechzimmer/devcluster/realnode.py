@@ -315,15 +315,6 @@ class RealNode:
             layout.kubeconfig("kube-proxy"), url, ca.pair.cert, pair, "system:kube-proxy"
         )
         ca.issue("kubelet-serving", self.name, server_names=(layout.node_ip, self.name))
-        # The apiserver runs RBAC without the Node authorizer: bind system:node to this node only.
-        self.cluster.kubectl(
-            "create",
-            "clusterrolebinding",
-            f"sprechzimmer-{self.name}",
-            "--clusterrole=system:node",
-            f"--user={node_user}",
-            check=False,
-        )
 
     def _write_configs(self) -> None:
         layout = self.layout
