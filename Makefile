@@ -20,14 +20,14 @@ $(VENV)/.installed: requirements-dev.txt $(PYPROJECTS)
 
 dev: $(VENV)/.installed ## install every component editable, plus the test tools, into .venv
 
-packages: ## install the Debian packages the project needs (coturn, chromium), if missing
+packages: ## install the Debian packages the project needs (coturn, chromium, containerd, …), if missing
 	hack/install-packages.sh
 
 tools: ## build the pinned Kubernetes toolchain (cached in ~/.cache/sprechzimmer)
 	hack/build-tools.sh
 
 up: packages dev tools ## start the local cluster and the operator (or reuse them), apply a sample session
-	$(PY) -m sprechzimmer.devcluster.cli up --with=operator
+	$(PY) -m sprechzimmer.devcluster.cli up --with=operator --real-node=auto
 	@echo; $(CURDIR)/.tools/bin/kubectl --kubeconfig .cluster/kubeconfig get vs -A
 
 down: dev ## stop the local cluster and remove .cluster/

@@ -16,7 +16,7 @@ export GOFLAGS="${GOFLAGS:--buildvcs=false}"
 
 # module  version-module  packages...
 modules=(
-  "kube k8s.io/kubernetes ./cmd/etcd k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl"
+  "kube k8s.io/kubernetes ./cmd/etcd k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy"
   "kwok sigs.k8s.io/kwok sigs.k8s.io/kwok/cmd/kwok"
   "helm helm.sh/helm/v3 helm.sh/helm/v3/cmd/helm"
   "kind sigs.k8s.io/kind sigs.k8s.io/kind"
@@ -45,14 +45,23 @@ for entry in "${modules[@]}"; do
   version=$(awk -v m="$vmod" '$1 == m {print $2; exit} $1 == "require" && $2 == m {print $3; exit}' "$dir/go.mod")
   hash=$( (cat "$dir/go.mod" "$dir/go.sum"; find "$dir" -name '*.go' -print0 | sort -z | xargs -0r cat; go version; ldflags_for "$name" "$version") | sha256sum | cut -c1-12)
   out="$cache/$name-$version-$hash"
-  if [ ! -f "$out/.complete" ]; then
+  complete=false
+  if [ -f "$out/.complete" ]; then
+    complete=true
+    for pkg in $pkgs; do # a package added to the list above is a miss too
+      [ -x "$out/$(basename "$pkg")" ] || complete=false
+    done
+  fi
+  if [ "$complete" = false ]; then
     echo "build-tools: building $name $version (cache miss: $out)" >&2
     start=$(date +%s)
-    rm -rf "$out.tmp" && mkdir -p "$out.tmp"
+    # Its own temporary directory: two checkouts on one machine may build the same key at once.
+    tmp=$(mktemp -d "$out.tmp.XXXXXX")
     # shellcheck disable=SC2086  # pkgs is a word list on purpose
-    (cd "$dir" && go build -ldflags "$(ldflags_for "$name" "$version")" -o "$out.tmp/" $pkgs)
-    touch "$out.tmp/.complete"
-    rm -rf "$out" && mv "$out.tmp" "$out"
+    (cd "$dir" && go build -ldflags "$(ldflags_for "$name" "$version")" -o "$tmp/" $pkgs)
+    touch "$tmp/.complete"
+    chmod 755 "$tmp"
+    rm -rf "$out" && mv -T "$tmp" "$out"
     echo "build-tools: built $name $version in $(( $(date +%s) - start ))s" >&2
   fi
   for b in "$out"/*; do

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ LAYOUT = components.Layout(
 
 def test_apiserver_enforces_tls_rbac_and_service_account_tokens() -> None:
     argv = components.kube_apiserver(LAYOUT)
-    assert "--authorization-mode=RBAC" in argv
+    assert "--authorization-mode=Node,RBAC" in argv
     assert "--tls-min-version=VersionTLS12" in argv
     suites = next(a for a in argv if a.startswith("--tls-cipher-suites=")).split("=")[1].split(",")
     assert suites
@@ -73,3 +74,18 @@ def test_kind_config_matches_the_simulated_nodes() -> None:
     assert sorted((w[REGION_LABEL], w[ZONE_LABEL]) for w in workers) == sorted(
         (n.region, n.zone) for n in DEFAULT_NODES
     )
+
+
+def test_apiserver_reaches_kubelets_by_ip_with_a_client_cert_and_verifies_them() -> None:
+    argv = components.kube_apiserver(LAYOUT)
+    assert "--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname" in argv
+    assert "--kubelet-client-certificate=/state/pki/apiserver-kubelet-client.crt" in argv
+    assert "--kubelet-certificate-authority=/state/pki/ca.crt" in argv
+    assert "--advertise-address=127.0.0.1" in argv
+
+
+def test_apiserver_advertises_and_listens_beyond_loopback_only_when_asked() -> None:
+    layout = dataclasses.replace(LAYOUT, advertise_address="198.51.100.7")
+    argv = components.kube_apiserver(layout)
+    assert "--advertise-address=198.51.100.7" in argv
+    assert "--bind-address=0.0.0.0" in argv

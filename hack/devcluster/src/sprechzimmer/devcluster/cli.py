@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import yaml
+from sprechzimmer.devcluster import realnode
 from sprechzimmer.devcluster.addons import ADDONS
 from sprechzimmer.devcluster.cluster import (
     REPO_ROOT,
@@ -36,6 +37,7 @@ DEFAULT_STATE = REPO_ROOT / ".cluster"
 SAMPLE = REPO_ROOT / "samples" / "videosession.yaml"
 _READY = "ready"
 _SUPERVISOR_PID = "supervisor.pid"
+_REAL_NODE_NOTE = "real-node.txt"
 
 
 def _pid_alive(pid: int) -> bool:
@@ -65,7 +67,19 @@ def _healthy(state: Path) -> bool:
     return result.returncode == 0
 
 
-def supervise(state: Path, addons: list[str]) -> int:
+def _claim_real_node(mode: str) -> tuple[realnode.Claim | None, str]:
+    """The real-node lock if ``mode`` asks for the node and the machine allows it; a note why."""
+    if mode == "no":
+        return None, "no real node (--real-node=no)"
+    try:
+        return realnode.claim(default_bin_dir()), ""
+    except realnode.RealNodeUnavailable as error:
+        if mode == "yes":
+            raise
+        return None, f"no real node, KWOK nodes only: {error}"
+
+
+def supervise(state: Path, addons: list[str], real_node: str = "no") -> int:
     """Run the cluster in this process until SIGTERM/SIGINT; write ``ready`` once it is up."""
     ready = threading.Event()
     stop = threading.Event()
@@ -77,12 +91,21 @@ def supervise(state: Path, addons: list[str]) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, on_signal)
-    cluster = LocalCluster(state)
     (state / _SUPERVISOR_PID).write_text(str(os.getpid()))
+    try:
+        claim, note = _claim_real_node(real_node)
+    except ClusterError as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        return 1
+    cluster = LocalCluster(state, advertise_address=claim.node_ip if claim else "127.0.0.1")
     started = time.monotonic()
     try:
         cluster.start()
         endpoints = cluster.endpoints()
+        if claim is not None:
+            endpoints.update(realnode.RealNode(cluster, claim).start())
+            note = f"real node {endpoints['REAL_NODE']} Ready ({endpoints['REAL_NODE_IP']})"
+        (state / _REAL_NODE_NOTE).write_text(note + "\n")
         for name in addons:
             endpoints.update(ADDONS[name](cluster))
         env = "".join(f"{k}={v}\n" for k, v in endpoints.items())
@@ -102,13 +125,13 @@ def supervise(state: Path, addons: list[str]) -> int:
     return 0
 
 
-def up(state: Path, timeout: float, addons: list[str]) -> int:
+def up(state: Path, timeout: float, addons: list[str], real_node: str = "no") -> int:
     started = time.monotonic()
     if _healthy(state):
         print(f"reusing the running cluster in {state}")
     else:
         _stop_supervisor(state)
-        shutil.rmtree(state, ignore_errors=True)
+        _remove_state(state)
         (state / "logs").mkdir(parents=True)
         log = (state / "logs" / "supervisor.log").open("ab")
         supervisor = subprocess.Popen(
@@ -120,6 +143,7 @@ def up(state: Path, timeout: float, addons: list[str]) -> int:
                 "--state",
                 str(state),
                 *(f"--with={name}" for name in addons),
+                f"--real-node={real_node}",
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -140,6 +164,8 @@ def up(state: Path, timeout: float, addons: list[str]) -> int:
             supervisor.wait(timeout=30)
             raise
         print(f"cluster ready in {time.monotonic() - started:.1f}s")
+    with contextlib.suppress(FileNotFoundError):
+        print((state / _REAL_NODE_NOTE).read_text(), end="")
     _apply_sample(state)
     print(f"KUBECONFIG={state / 'kubeconfig'}")
     print((state / "endpoints.env").read_text(), end="")
@@ -178,7 +204,7 @@ def _apply_sample(state: Path) -> None:
         )
 
 
-def _stop_supervisor(state: Path, timeout: float = 30.0) -> None:
+def _stop_supervisor(state: Path, timeout: float = 90.0) -> None:
     pid = _supervisor_pid(state)
     if pid is None:
         return
@@ -192,9 +218,16 @@ def _stop_supervisor(state: Path, timeout: float = 30.0) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+def _remove_state(state: Path) -> None:
+    """Undo what a crashed real node left on the host, then delete the state directory."""
+    for line in realnode.restore_leftovers(state):
+        print(f"real node: {line}")
+    shutil.rmtree(state, ignore_errors=True)
+
+
 def down(state: Path) -> int:
     _stop_supervisor(state)
-    shutil.rmtree(state, ignore_errors=True)
+    _remove_state(state)
     print(f"stopped; removed {state}")
     return 0
 
@@ -220,16 +253,25 @@ def main(argv: list[str] | None = None) -> int:
         choices=sorted(ADDONS),
         help="also run this product component against the cluster (repeatable)",
     )
+    parser.add_argument(
+        "--real-node",
+        nargs="?",
+        const="yes",
+        default="no",
+        choices=["yes", "no", "auto"],
+        help="also run a real node (kubelet + containerd) on this machine; "
+        "auto: if the machine allows it, else say why and go on with KWOK nodes only",
+    )
     args = parser.parse_args(argv)
     state: Path = args.state.resolve()
     try:
         if args.command == "up":
-            return up(state, args.timeout, args.addons)
+            return up(state, args.timeout, args.addons, args.real_node)
         if args.command == "down":
             return down(state)
         if args.command == "status":
             return status(state)
-        return supervise(state, args.addons)
+        return supervise(state, args.addons, args.real_node)
     except ClusterError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -16,6 +16,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -168,10 +169,12 @@ class LocalCluster(Cluster):
         state_dir: Path,
         nodes: Sequence[NodeSpec] = DEFAULT_NODES,
         binaries: Path | None = None,
+        advertise_address: str = "127.0.0.1",
     ) -> None:
         self.state_dir = state_dir.resolve()
         self.nodes = nodes
         self._processes: list[_Process] = []
+        self._on_stop: list[Callable[[], None]] = []
         self.binaries = binaries or bin_dir()
         missing = [b for b in REQUIRED_BINARIES if not (self.binaries / b).exists()]
         if missing:
@@ -185,6 +188,7 @@ class LocalCluster(Cluster):
             ports=components.Ports(*free_ports(6)),
             kwok_config=KWOK_CONFIG,
             profiling=os.environ.get("SPRECHZIMMER_DEVCLUSTER_PROFILING") == "1",
+            advertise_address=advertise_address,
         )
         super().__init__(self.layout.kubeconfig, self.binaries)
 
@@ -230,16 +234,27 @@ class LocalCluster(Cluster):
         )
 
     def stop(self) -> None:
-        """Stop the components in reverse order (SIGTERM, then SIGKILL after 5 s)."""
+        """Run the ``on_stop`` callbacks (newest first) while the control plane still answers,
+        then stop the components in reverse order (SIGTERM, then SIGKILL after 5 s)."""
+        while self._on_stop:
+            callback = self._on_stop.pop()
+            try:
+                callback()
+            except Exception as error:  # one failed teardown must not leave the rest running
+                print(f"devcluster: stopping: {error}", file=sys.stderr, flush=True)
         for proc in reversed(self._processes):
-            if proc.popen is not None and proc.popen.poll() is None:
-                proc.popen.terminate()
-                try:
-                    proc.popen.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    proc.popen.kill()
-                    proc.popen.wait()
+            _terminate(proc)
         self._processes.clear()
+
+    def on_stop(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` first thing in :meth:`stop` (e.g. to drain a real node)."""
+        self._on_stop.append(callback)
+
+    def stop_process(self, name: str, timeout: float = 5.0) -> None:
+        """Stop one component started with :meth:`spawn` (SIGTERM, SIGKILL after ``timeout``)."""
+        for proc in [p for p in self._processes if p.name == name]:
+            _terminate(proc, timeout)
+            self._processes.remove(proc)
 
     def pids(self) -> dict[str, int]:
         return {p.name: p.popen.pid for p in self._processes if p.popen is not None}
@@ -277,6 +292,11 @@ class LocalCluster(Cluster):
             "kube-apiserver",
             server_names=(
                 *local,
+                *(
+                    (self.layout.advertise_address,)
+                    if self.layout.advertise_address not in local
+                    else ()
+                ),
                 "10.96.0.1",
                 "kubernetes",
                 "kubernetes.default",
@@ -300,6 +320,13 @@ class LocalCluster(Cluster):
             write_kubeconfig(path, self.layout.apiserver_url, ca.pair.cert, pair, user)
         for name in ("kube-controller-manager", "kube-scheduler"):
             ca.issue(f"{name}-serving", name, server_names=local)
+        # What the apiserver shows a kubelet for logs/exec/port-forward (a real node's).
+        ca.issue(
+            "apiserver-kubelet-client",
+            "kube-apiserver-kubelet-client",
+            organisation="system:masters",
+            client=True,
+        )
 
     def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
         """Run one more process with the cluster: logged to ``logs/<name>.log``, stopped first."""
@@ -363,6 +390,16 @@ class LocalCluster(Cluster):
         return {n.name for n in self.nodes} <= {
             n["metadata"]["name"] for n in items if node_schedulable(n)
         }
+
+
+def _terminate(proc: _Process, timeout: float = 5.0) -> None:
+    if proc.popen is not None and proc.popen.poll() is None:
+        proc.popen.terminate()
+        try:
+            proc.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.popen.kill()
+            proc.popen.wait()
 
 
 def node_schedulable(node: dict[str, Any]) -> bool:

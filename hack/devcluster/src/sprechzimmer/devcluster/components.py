@@ -47,6 +47,9 @@ class Layout:
     ports: Ports
     kwok_config: Path
     profiling: bool = False  # kube-apiserver's /debug/pprof, for benchmarks only
+    # What the apiserver puts into the ``kubernetes`` Service's endpoints. Loopback unless pods
+    # on a real node must reach it: then this machine's own address (see realnode.py).
+    advertise_address: str = "127.0.0.1"
 
     @property
     def pki(self) -> Path:
@@ -97,18 +100,23 @@ def etcd(layout: Layout) -> list[str]:
 
 def kube_apiserver(layout: Layout) -> list[str]:
     pki = layout.pki
+    # Pods reach a non-loopback advertise address only if the apiserver listens there too; it
+    # takes one bind address, and the kubeconfigs keep using 127.0.0.1.
+    loopback = layout.advertise_address == "127.0.0.1"
     return [
         str(layout.bin_dir / "kube-apiserver"),
         f"--etcd-servers={layout.etcd_url}",
-        "--bind-address=127.0.0.1",
-        "--advertise-address=127.0.0.1",
+        f"--bind-address={'127.0.0.1' if loopback else '0.0.0.0'}",  # noqa: S104
+        f"--advertise-address={layout.advertise_address}",
         f"--secure-port={layout.ports.apiserver}",
         f"--tls-cert-file={pki / 'apiserver.crt'}",
         f"--tls-private-key-file={pki / 'apiserver.key'}",
         f"--client-ca-file={pki / 'ca.crt'}",
         f"--tls-min-version={TLS_MIN_VERSION}",
         f"--tls-cipher-suites={TLS_CIPHER_SUITES}",
-        "--authorization-mode=RBAC",
+        # Node first, as kubeadm does: a kubelet (system:node:<name>) may read only what its own
+        # pods use, never every Secret; NodeRestriction limits what it may write.
+        "--authorization-mode=Node,RBAC",
         "--anonymous-auth=true",  # only /healthz, /readyz, /livez and /version are bound for it
         f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
         f"--service-account-key-file={pki / 'sa.pub'}",
@@ -118,6 +126,12 @@ def kube_apiserver(layout: Layout) -> list[str]:
         "--allow-privileged=false",
         f"--profiling={str(layout.profiling).lower()}",
         "--enable-admission-plugins=NodeRestriction",
+        # kubectl logs/exec/port-forward on a real node: dial its InternalIP (its name resolves
+        # nowhere), present a client cert the kubelet accepts, verify the kubelet's serving cert.
+        "--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname",
+        f"--kubelet-client-certificate={pki / 'apiserver-kubelet-client.crt'}",
+        f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
+        f"--kubelet-certificate-authority={pki / 'ca.crt'}",
         # Room for the operator benchmark's burst of writes on a two-core machine.
         "--max-requests-inflight=1600",
         "--max-mutating-requests-inflight=800",
