@@ -108,7 +108,7 @@ tolerations:
 priorityClassName: {{ . }}
 {{- end }}
 affinity:
-  {{- include "sprechzimmer.affinity" (dict "ctx" .ctx "component" .component "affinity" .values.affinity) | nindent 2 }}
+  {{- include "sprechzimmer.affinity" (dict "ctx" .ctx "component" .component "affinity" .values.affinity) | trim | nindent 2 }}
 enableServiceLinks: false
 securityContext:
   {{- include "sprechzimmer.podSecurityContext" . | nindent 2 }}
