@@ -19,8 +19,8 @@ mirror, epoch), so a code change rebuilds only the Python layer's share.
     images/build.py media --import-to /run/containerd/containerd.sock
     images/build.py --update-constraints    # pin what pip resolved (after a dependency change)
 
-The Dockerfiles (``operator/Dockerfile``, ``signaling/Dockerfile``, ``media-pod/Dockerfile``)
-build the same packages, constraints, paths, user and entrypoints for people with a registry.
+``images/Dockerfile`` runs this same pipeline (``--rootfs``) inside a Debian builder for people
+with a registry, so both build the same image.
 """
 
 from __future__ import annotations
@@ -37,10 +37,10 @@ import tarfile
 import tempfile
 import time
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, cast
+from typing import cast
 
 ROOT = Path(__file__).resolve().parent.parent
 HERE = ROOT / "images"
@@ -226,7 +226,9 @@ def _compile(tree: Path, root: Path) -> None:
     )
 
 
-def build_wheels(image: Image, into: Path) -> list[Path]:
+def build_wheels(image: Image, into: Path, *, pinned: bool = True) -> list[Path]:
+    """The image's components and every dependency as wheels (PyPI), pinned by constraints.txt."""
+    pins = ["--constraint", str(HERE / "constraints.txt")] if pinned else []
     _run(
         [
             sys.executable,
@@ -237,8 +239,7 @@ def build_wheels(image: Image, into: Path) -> list[Path]:
             "--disable-pip-version-check",
             "--wheel-dir",
             str(into),
-            "--constraint",
-            str(HERE / "constraints.txt"),
+            *pins,
             *(str(ROOT / c) for c in image.components),
         ]
     )
@@ -365,21 +366,38 @@ def verify(image: Image, rootfs: Path, scratch: Path) -> None:
         raise SystemExit(f"image {image.name} is broken:\n  " + "\n  ".join(problems))
 
 
+def build_rootfs(image: Image, epoch: int, scratch: Path) -> Path:
+    """The image's verified root filesystem as a tar in ``scratch``."""
+    base = build_base(image, _base_epoch(image))
+    stage = scratch / "stage"
+    install_wheels(build_wheels(image, scratch / "wheels"), stage)
+    rootfs = scratch / "rootfs.tar"
+    write_rootfs([base, stage], rootfs, epoch)
+    verify(image, rootfs, scratch)
+    return rootfs
+
+
+def export_rootfs(image: Image, target: Path) -> None:
+    """The root filesystem unpacked into ``target`` (images/Dockerfile copies it FROM scratch)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        rootfs = build_rootfs(image, source_date_epoch(["images", *image.components]), Path(tmp))
+        with tarfile.open(rootfs) as tar:
+            tar.extractall(target, filter="fully_trusted")  # noqa: S202 - the tar we just wrote
+
+
 def build(image: Image, tag: str, out_dir: Path) -> Path:
     """The image's docker archive in ``out_dir`` (from the cache when its inputs are unchanged)."""
+    missing = [c for c in image.components if not (ROOT / c / "pyproject.toml").exists()]
+    if missing:
+        raise SystemExit(f"image {image.name}: component(s) missing in this checkout: {missing}")
     paths = ["images", *image.components]
     epoch = source_date_epoch(paths)
     key = image_key(image, epoch, tag)
     cached = CACHE / f"{image.name}-{key}.tar"
     if not cached.exists():
         CACHE.mkdir(parents=True, exist_ok=True)
-        base = build_base(image, _base_epoch(image))
         with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
-            stage = Path(tmp) / "stage"
-            install_wheels(build_wheels(image, Path(tmp) / "wheels"), stage)
-            rootfs = Path(tmp) / "rootfs.tar"
-            write_rootfs([base, stage], rootfs, epoch)
-            verify(image, rootfs, Path(tmp))
+            rootfs = build_rootfs(image, epoch, Path(tmp))
             partial = cached.with_suffix(".partial")
             write_docker_archive(
                 str(rootfs),
@@ -425,44 +443,24 @@ def update_constraints() -> None:
     pins: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for image in IMAGES.values():
-            wheels = Path(tmp) / image.name
-            components = [
-                sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
-                "--wheel-dir", str(wheels), *(str(ROOT / c) for c in image.components),
-            ]  # fmt: skip
-            _run(components)
-            for wheel in wheels.glob("*.whl"):
+            for wheel in build_wheels(image, Path(tmp) / image.name, pinned=False):
                 name, version = wheel.name.split("-")[:2]
                 if not name.startswith("sprechzimmer"):
                     pins[name.lower().replace("_", "-")] = version
     lines = [f"{n}=={v}" for n, v in sorted(pins.items())]
     header = "# Exact versions of every third-party wheel in the images (images/build.py\n"
-    header += "# --update-constraints writes this; the Dockerfiles use it too).\n"
+    header += "# --update-constraints writes this; images/Dockerfile builds with it too).\n"
     (HERE / "constraints.txt").write_text(header + "\n".join(lines) + "\n")
 
 
-class ArchiveWriter(Protocol):
-    def __call__(
-        self,
-        rootfs_tar: str,
-        out: str,
-        *,
-        repo_tag: str,
-        entrypoint: list[str],
-        user: str,
-        env: list[str],
-        workdir: str,
-    ) -> str: ...
-
-
-def _archive_writer() -> ArchiveWriter:
+def _archive_writer() -> Callable[..., str]:
     try:
         from sprechzimmer.devcluster.images import (  # type: ignore[import-untyped,unused-ignore]
             write_docker_archive as writer,
         )
     except ImportError:
         return _write_docker_archive
-    return cast(ArchiveWriter, writer)
+    return cast(Callable[..., str], writer)
 
 
 def _write_docker_archive(
@@ -520,18 +518,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--import-to", metavar="SOCKET", help="containerd socket to import into")
     parser.add_argument("--update-constraints", action="store_true")
     parser.add_argument(
-        "--install",
-        nargs=2,
-        metavar=("WHEELS", "STAGE"),
+        "--rootfs",
         type=Path,
-        help="only install the wheels in WHEELS into STAGE as the image's /usr/local (Dockerfiles)",
+        metavar="DIR",
+        help="unpack the one image's root filesystem into DIR instead (images/Dockerfile)",
     )
     args = parser.parse_args(argv)
     if args.update_constraints:
         update_constraints()
-        return 0
-    if args.install:
-        install_wheels(sorted(args.install[0].glob("*.whl")), args.install[1])
         return 0
     unknown = set(args.images) - set(IMAGES)
     if unknown:
@@ -542,6 +536,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"needs root and {', '.join(missing) or 'mmdebstrap'} "
             "(apt-get install mmdebstrap; root: mmdebstrap --mode=root and chroot)"
         )
+    if args.rootfs:
+        if len(args.images) != 1:
+            parser.error("--rootfs takes exactly one image")
+        export_rootfs(IMAGES[args.images[0]], args.rootfs)
+        return 0
     tag = args.tag or app_version()
     archives = []
     for name in args.images or list(IMAGES):
