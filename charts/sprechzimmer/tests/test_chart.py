@@ -126,22 +126,25 @@ def _rules(doc: dict[str, Any]) -> dict[tuple[str, str], frozenset[str]]:
 
 
 def test_operator_rbac_is_operator_deploy_rbac_and_api_access() -> None:
-    from sprechzimmer.operator.adapters.kube import API_ACCESS
+    from sprechzimmer.operator.adapters import kube
 
     source = list(yaml.safe_load_all((ROOT / "operator/deploy/rbac.yaml").read_text()))
     docs = render()
-    granted: dict[tuple[str, str], frozenset[str]] = {}
     for kind in ("ClusterRole", "Role"):
         want = [_rules(d) for d in source if d["kind"] == kind]
-        got = [_rules(d) for d in find(docs, kind, "-operator")]
-        assert got == want, kind
-        for table in got:
-            granted.update(table)
-    assert granted == API_ACCESS
-    binding = find(docs, "ClusterRoleBinding", "-operator")[0]
-    assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": f"{RELEASE}-operator", "namespace": NAMESPACE}
-    ]
+        assert [_rules(d) for d in find(docs, kind, "-operator")] == want, kind
+    # Cluster-wide what the code uses everywhere; in its own namespace (where usage records
+    # live, once the operator keeps them there) the rest.
+    assert _rules(find(docs, "ClusterRole", "-operator")[0]) == kube.API_ACCESS
+    own = getattr(kube, "OWN_NAMESPACE_ACCESS", None)
+    roles = find(docs, "Role", "-operator")
+    assert [_rules(r) for r in roles] == ([own] if own else [])
+    assert all(r["metadata"]["namespace"] == NAMESPACE for r in roles)
+    for kind in ("ClusterRoleBinding", "RoleBinding"):
+        for binding in find(docs, kind, "-operator"):
+            assert binding["subjects"] == [
+                {"kind": "ServiceAccount", "name": f"{RELEASE}-operator", "namespace": NAMESPACE}
+            ]
 
 
 def test_signaling_rbac_is_its_api_access() -> None:
@@ -186,6 +189,14 @@ def test_operator_accepts_the_rendered_settings(
     settings = OperatorSettings()  # type: ignore[call-arg]
     assert settings.media_image == settings.turn_image  # one image serves sfu and turn
     assert settings.presence_namespace == NAMESPACE
+    if "usage_namespace" in OperatorSettings.model_fields:  # branch house-operator
+        assert getattr(settings, "usage_namespace") == NAMESPACE  # noqa: B009
+    if value_set == "full":  # every setting changed: a misspelt variable would leave a default
+        values = yaml.safe_load((CHART / "tests/values/full.yaml").read_text())["operator"]
+        for key in [*values["settings"], "mediaResources"]:
+            field = re.sub(r"([A-Z])", r"_\1", key).lower()
+            default = OperatorSettings.model_fields[field].get_default(call_default_factory=True)
+            assert getattr(settings, field) != default, key
     assert settings.standalone == (deployment["spec"]["replicas"] == 1)
     assert settings.http_port == container["ports"][0]["containerPort"]
 
