@@ -11,6 +11,7 @@ import functools
 import importlib.util
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -337,3 +338,25 @@ def test_dashboard_covers_every_documented_metric() -> None:
         if m + "_total" not in shown and m.removesuffix("_total") not in shown
     }
     assert not missing, sorted(missing)
+
+
+def test_alerts_fire_when_they_should(tmp_path: Path) -> None:
+    """tests/alerts.test.yaml through promtool: each alert fires on its symptom, not without."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool not installed (Debian package prometheus)")
+    rule = find(render(sets=("monitoring.enabled=true",)), "PrometheusRule")[0]
+    groups = rule["spec"]["groups"]
+    for group in groups:
+        for alert in group["rules"]:
+            alert.pop("annotations")
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": groups}))
+    shutil.copy(CHART / "tests/alerts.test.yaml", tmp_path / "tests.yaml")
+    checked = subprocess.run(
+        [promtool, "check", "rules", "rules.yaml"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    result = subprocess.run(
+        [promtool, "test", "rules", "tests.yaml"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
