@@ -52,13 +52,15 @@ def test_install_upgrade_keeps_the_key_and_uninstall_leaves_nothing(
     practice = f"{namespace}-praxis"
     cluster.kubectl("create", "namespace", practice)
     try:
-        _helm(
+        notes = _helm(
             cluster,
             "install", release, str(CHART), "-n", namespace,
             "--set", "crds.enabled=false",
             "--set", f"practices[0].namespace={practice}",
             "--set", "practices[0].serviceAccount=webapp",
         )  # fmt: skip
+        assert f"helm test -n {namespace} {release}" in notes  # NOTES.txt: next steps
+        assert f"- {practice} (bound to ServiceAccount webapp)" in notes
         created = _objects(cluster, release, namespace, practice)
         assert (
             f"{practice}/role.rbac.authorization.k8s.io/{release}-sprechzimmer-practice" in created
