@@ -48,3 +48,7 @@ test-unit: dev ## only the tests that need no processes
 
 test: packages dev tools lint ## everything: lint, unit, cluster and media tests
 	$(BIN)/pytest
+
+.PHONY: images
+images: packages dev ## build the images without a registry into .images/ (cached); IMPORT_TO=<containerd socket> imports them
+	$(PY) images/build.py $(if $(IMPORT_TO),--import-to $(IMPORT_TO))
