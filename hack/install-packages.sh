@@ -7,6 +7,7 @@
 #             (see docs/development.md, "Real node"); Debian ships no services we start
 #   mmdebstrap, gcc, libc6-dev
 #             container images without a registry: Debian root filesystems and the static pause
+#   prometheus  promtool, which checks the chart's alert rules and their unit tests
 # Called by `make up` and `make test` (through `make packages`), so a fresh machine needs no
 # other step; an installed machine costs one dpkg query.
 set -euo pipefail
@@ -15,6 +16,7 @@ packages=(
   coturn chromium fonts-dejavu-core
   containerd runc containernetworking-plugins iptables conntrack
   mmdebstrap gcc libc6-dev
+  prometheus
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import json
 import os
 import shutil
@@ -37,10 +36,11 @@ import tarfile
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+
+from sprechzimmer.devcluster.images import write_docker_archive
 
 ROOT = Path(__file__).resolve().parent.parent
 HERE = ROOT / "images"
@@ -451,63 +451,6 @@ def update_constraints() -> None:
     header = "# Exact versions of every third-party wheel in the images (images/build.py\n"
     header += "# --update-constraints writes this; images/Dockerfile builds with it too).\n"
     (HERE / "constraints.txt").write_text(header + "\n".join(lines) + "\n")
-
-
-def _archive_writer() -> Callable[..., str]:
-    try:
-        from sprechzimmer.devcluster.images import (  # type: ignore[import-untyped,unused-ignore]
-            write_docker_archive as writer,
-        )
-    except ImportError:
-        return _write_docker_archive
-    return cast(Callable[..., str], writer)
-
-
-def _write_docker_archive(
-    rootfs_tar: str,
-    out: str,
-    *,
-    repo_tag: str,
-    entrypoint: list[str],
-    user: str,
-    env: list[str],
-    workdir: str,
-) -> str:
-    """Stand-in for ``sprechzimmer.devcluster.images.write_docker_archive`` (branch realnode),
-    same signature; delete it when that module is merged. Returns the image id."""
-    h = hashlib.sha256()
-    with open(rootfs_tar, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    diff_id = h.hexdigest()
-    config = json.dumps(
-        {
-            "architecture": "amd64",
-            "os": "linux",
-            "config": {"Entrypoint": entrypoint, "User": user, "Env": env, "WorkingDir": workdir},
-            "rootfs": {"type": "layers", "diff_ids": [f"sha256:{diff_id}"]},
-            "history": [{"created_by": "images/build.py"}],
-        },
-        sort_keys=True,
-    ).encode()
-    config_id = hashlib.sha256(config).hexdigest()
-    manifest = [
-        {"Config": f"{config_id}.json", "RepoTags": [repo_tag], "Layers": [f"{diff_id}/layer.tar"]}
-    ]
-    with tarfile.open(out, "w") as tar:
-
-        def add(name: str, data: bytes) -> None:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-
-        add(f"{config_id}.json", config)
-        add("manifest.json", json.dumps(manifest).encode())
-        tar.add(rootfs_tar, arcname=f"{diff_id}/layer.tar")
-    return f"sha256:{config_id}"
-
-
-write_docker_archive = _archive_writer()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
