@@ -5,7 +5,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
-COMPONENTS := contract hack/devcluster operator media-pod
+COMPONENTS := contract hack/devcluster operator media-pod signaling
 PYPROJECTS := $(addsuffix /pyproject.toml,$(COMPONENTS))
 
 .PHONY: help packages dev tools up down status lint test test-unit
