@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 COMPONENTS := contract hack/devcluster operator media-pod signaling
 PYPROJECTS := $(addsuffix /pyproject.toml,$(COMPONENTS))
 
-.PHONY: help packages dev tools up down status lint test test-unit
+.PHONY: help packages dev tools up links down status lint test test-unit
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -26,9 +26,13 @@ packages: ## install the Debian packages the project needs (coturn, chromium), i
 tools: ## build the pinned Kubernetes toolchain (cached in ~/.cache/sprechzimmer)
 	hack/build-tools.sh
 
-up: packages dev tools ## start the local cluster and the operator (or reuse them), apply a sample session
-	$(PY) -m sprechzimmer.devcluster.cli up --with=operator
+up: packages dev tools ## start the local cluster, operator, TURN server and signaling (or reuse them), apply the samples
+	$(PY) -m sprechzimmer.devcluster.cli up --with=operator,turn,signaling
 	@echo; $(CURDIR)/.tools/bin/kubectl --kubeconfig .cluster/kubeconfig get vs -A
+	@echo; $(PY) -m sprechzimmer.devcluster.cli links
+
+links: dev ## print the 1:1 sample session's two join links
+	$(PY) -m sprechzimmer.devcluster.cli links
 
 down: dev ## stop the local cluster and remove .cluster/
 	$(PY) -m sprechzimmer.devcluster.cli down
