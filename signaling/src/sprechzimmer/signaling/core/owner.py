@@ -1,0 +1,54 @@
+"""Which replica owns a session: rendezvous hashing over the live presence Leases. No I/O.
+
+Every replica computes the same answer from the same Lease list: the owner of a session is the
+live replica with the highest ``sha256(uid ‖ replica name)``. When a replica dies only its
+sessions move; when one starts it takes about 1/n of new sessions. A Lease is live while
+``now < renewTime + leaseDurationSeconds`` (capped like the operator caps it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from sprechzimmer.contract import MAX_PRESENCE_LEASE_SECONDS
+from sprechzimmer.contract.rfc3339 import parse_time
+
+ADDRESS_ANNOTATION: Final = "sprechzimmer.io/signaling-address"
+
+
+@dataclass(frozen=True, slots=True)
+class Replica:
+    name: str
+    address: str | None  # host:port of its internal endpoint
+    expires: datetime
+
+    @classmethod
+    def from_lease(cls, body: Mapping[str, Any]) -> Replica | None:
+        meta = body.get("metadata") or {}
+        spec = body.get("spec") or {}
+        try:
+            renew = parse_time(spec.get("renewTime"))
+        except ValueError:
+            return None
+        duration = spec.get("leaseDurationSeconds")
+        if renew is None or not isinstance(duration, int) or not meta.get("name"):
+            return None
+        seconds = max(0, min(duration, MAX_PRESENCE_LEASE_SECONDS))
+        address = (meta.get("annotations") or {}).get(ADDRESS_ANNOTATION) or None
+        return cls(str(meta["name"]), address, renew + timedelta(seconds=seconds))
+
+
+def score(uid: str, replica: str) -> bytes:
+    return hashlib.sha256(f"{uid}\x00{replica}".encode()).digest()
+
+
+def owner(uid: str, replicas: Iterable[Replica], now: datetime) -> Replica | None:
+    """The live replica owning session ``uid`` (None if no Lease is live)."""
+    live = [r for r in replicas if r.expires > now and r.address]
+    if not live:
+        return None
+    return max(live, key=lambda r: score(uid, r.name))

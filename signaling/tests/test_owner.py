@@ -1,0 +1,68 @@
+"""Rendezvous ownership over live presence Leases."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+from builders import T0
+from sprechzimmer.contract.rfc3339 import format_time
+from sprechzimmer.signaling.core.owner import ADDRESS_ANNOTATION, Replica, owner
+
+pytestmark = pytest.mark.unit
+
+
+def lease(name: str, renewed: int = 0, seconds: int = 30, address: str | None = "a:1") -> dict:
+    meta: dict = {"name": name}
+    if address:
+        meta["annotations"] = {ADDRESS_ANNOTATION: address}
+    return {
+        "metadata": meta,
+        "spec": {
+            "renewTime": format_time(T0 + timedelta(seconds=renewed)),
+            "leaseDurationSeconds": seconds,
+        },
+    }
+
+
+def replicas(*bodies: dict) -> list[Replica]:
+    return [r for r in (Replica.from_lease(b) for b in bodies) if r is not None]
+
+
+def test_everyone_agrees_and_load_spreads() -> None:
+    live = replicas(lease("a"), lease("b"), lease("c"))
+    owners = Counter(owner(f"uid-{i}", live, T0).name for i in range(3000))  # type: ignore[union-attr]
+    assert set(owners) == {"a", "b", "c"}
+    assert min(owners.values()) > 800
+    assert owner("uid-7", list(reversed(live)), T0) == owner("uid-7", live, T0)
+
+
+def test_only_the_dead_replicas_sessions_move() -> None:
+    three = replicas(lease("a"), lease("b"), lease("c"))
+    two = replicas(lease("a"), lease("b"), lease("c", renewed=-100))
+    for i in range(500):
+        before = owner(f"uid-{i}", three, T0)
+        after = owner(f"uid-{i}", two, T0)
+        assert after is not None
+        assert after.name != "c"
+        if before is not None and before.name != "c":
+            assert after == before
+
+
+@pytest.mark.parametrize(
+    ("body", "live"),
+    [
+        (lease("a"), True),
+        (lease("a", renewed=-31), False),
+        (lease("a", renewed=-61, seconds=3600), False),  # capped at 60 s like the operator
+        (lease("a", address=None), False),  # no internal address: cannot own
+    ],
+)
+def test_liveness(body: dict, live: bool) -> None:
+    assert (owner("u", replicas(body), T0) is not None) is live
+
+
+def test_malformed_leases_are_skipped() -> None:
+    assert Replica.from_lease({"metadata": {"name": "x"}, "spec": {}}) is None
+    assert Replica.from_lease({"metadata": {}, "spec": {"renewTime": "bad"}}) is None
