@@ -53,7 +53,7 @@ def language(request: web.Request) -> str:
 
 
 class _Pages:
-    """Pre-rendered pages: two templates × two languages, built once at start."""
+    """Pre-rendered pages: two templates by two languages, built once at start."""
 
     def __init__(self) -> None:
         strings = load_strings()
@@ -121,7 +121,7 @@ def security_headers(public_url: str | None) -> Middleware:
         "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "no-referrer",
         "Permissions-Policy": (
-            "camera=(self), microphone=(self), display-capture=(), geolocation=(), "
+            "camera=(self), microphone=(self), display-capture=(self), geolocation=(), "
             "payment=(), usb=()"
         ),
         "X-Frame-Options": "DENY",
