@@ -18,7 +18,17 @@ const NOT_STARTED_RECHECK_MS = 60000;
 // Wrong input on the start page: go back there and show the error beside what was typed.
 const START_PAGE_ERRORS = new Set(["unknown-code", "rate-limited"]);
 // Close codes from the protocol, for a close that arrives without its `error`/`ended` message.
-const CLOSE_ERRORS = { 1009: "bad-message", 4400: "bad-message", 4401: "unknown-code", 4409: "full", 4410: "expired", 4429: "rate-limited" };
+const CLOSE_ERRORS = {
+  1009: "bad-message", 4400: "bad-message", 4401: "unknown-code", 4409: "full", 4410: "expired",
+  4429: "rate-limited", 4503: "unavailable",
+};
+// 1:1: the later joiner offers. If two join at the same moment, neither may see the other as
+// earlier; then whoever has not received an offer after this long offers (glare is resolved by
+// PeerLink's polite/impolite rule).
+const OFFER_FALLBACK_MS = 3000;
+// A person's socket dropping takes them off the roster; their media may still flow. Keep a
+// working link this long for them to come back (resume) before taking their picture down.
+const GONE_GRACE_MS = 10000;
 
 const call = {
   auth: null,
@@ -34,7 +44,8 @@ const call = {
   scheduledStart: null,
   stream: null,
   roster: [],
-  offerTo: null, // peers already there when this page joined: it offers to them (1:1)
+  offerTo: new Set(), // 1:1: peers this page offers to (those joined before it)
+  offerWaits: new Map(), // 1:1: peer id → fallback timer while waiting for their offer
   links: new Map(), // peer id → PeerLink (1:1)
   sfu: null, // SfuLink (group)
   slots: new Map(), // slot → peer id (group)
@@ -124,11 +135,14 @@ async function handle(msg) {
       break;
     case "open":
       call.notStarted = false;
+      if (msg.iceServers) {
+        call.welcome.iceServers = msg.iceServers; // group: the media pod's TURN, now known
+        call.welcome.iceTransportPolicy = msg.iceTransportPolicy;
+      }
       if (call.consented) await join();
       break;
     case "roster":
       call.roster = (msg.peers ?? []).filter((p) => p.joined);
-      if (call.joined && call.offerTo === null) call.offerTo = new Set(call.roster.map((p) => p.id));
       if (isGroup()) showSlots();
       else await syncLinks();
       break;
@@ -205,8 +219,9 @@ function onEnded(reason) {
 function finish(final) {
   call.final = final;
   clearTimeout(call.retryTimer);
-  for (const link of call.links.values()) link.close();
-  call.links.clear();
+  for (const timer of call.offerWaits.values()) clearTimeout(timer);
+  call.offerWaits.clear();
+  for (const id of [...call.links.keys()]) dropLink(id);
   call.sfu?.close();
   call.sfu = null;
   stopMedia(call.stream);
@@ -218,8 +233,9 @@ function finish(final) {
 async function join() {
   if (call.joined || !call.admitted) return;
   call.joined = true;
-  call.offerTo = null;
+  call.offerTo = new Set(call.roster.map((p) => p.id)); // here before this page: it offers
   send("join", call.name ? { name: call.name } : {});
+  if (!isGroup()) await syncLinks();
   if (isGroup() && (!call.sfu || ["failed", "closed"].includes(call.sfu.connectionState))) {
     call.sfu?.close();
     call.sfu = new SfuLink({
@@ -248,21 +264,38 @@ function newLink(peerId) {
 }
 
 function dropLink(peerId) {
+  clearTimeout(call.links.get(peerId)?.goneTimer);
   call.links.get(peerId)?.close();
   call.links.delete(peerId);
   ui.removeRemote(peerId);
 }
 
-/** 1:1: close links to people who left; offer to those who were there before this page joined. */
+/** 1:1: take down links of people who left; offer to those who were there before this page. */
 async function syncLinks() {
   const present = new Set(call.roster.map((p) => p.id));
-  for (const id of call.links.keys()) if (!present.has(id)) dropLink(id);
+  for (const [id, link] of call.links) {
+    if (present.has(id)) {
+      clearTimeout(link.goneTimer);
+      link.goneTimer = null;
+    } else if (!link.goneTimer) {
+      const grace = link.connectionState === "connected" ? GONE_GRACE_MS : 0;
+      link.goneTimer = setTimeout(() => { dropLink(id); update(); }, grace);
+    }
+  }
+  if (!call.joined) return;
   for (const other of call.roster) {
     const link = call.links.get(other.id);
     if (link && !["failed", "closed"].includes(link.connectionState)) continue;
-    if (!call.offerTo?.has(other.id)) continue;
-    if (link) dropLink(other.id);
-    await newLink(other.id).offer();
+    if (call.offerTo.has(other.id)) {
+      if (link) dropLink(other.id);
+      await newLink(other.id).offer();
+    } else if (!call.offerWaits.has(other.id)) {
+      call.offerWaits.set(other.id, setTimeout(() => {
+        call.offerWaits.delete(other.id);
+        call.offerTo.add(other.id);
+        void syncLinks().then(update);
+      }, OFFER_FALLBACK_MS));
+    }
   }
 }
 
@@ -272,6 +305,8 @@ async function acceptDescription(from, description) {
     return;
   }
   if (!call.consented || !call.stream) return;
+  clearTimeout(call.offerWaits.get(from));
+  call.offerWaits.delete(from);
   let link = call.links.get(from);
   if (description.type === "offer" && link?.established) {
     dropLink(from); // they started over (reload, new device): so do we

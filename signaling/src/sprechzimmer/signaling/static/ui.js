@@ -52,6 +52,7 @@ export function showEnded(reason, { rejoin }) {
 export function showSelf(stream) {
   byId("self-view").srcObject = stream;
   main.classList.add("in-call");
+  document.body.classList.add("in-call");
 }
 
 export function personName(peer) {
