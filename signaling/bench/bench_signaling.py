@@ -41,7 +41,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -234,25 +234,23 @@ async def hello(
     return ws
 
 
-async def until_admitted(
-    http: aiohttp.ClientSession, url: str, auth: dict[str, str], within: float
-) -> None:
-    """Signaling learns sessions from a watch: wait until it admits the newest one.
+async def metric(http: aiohttp.ClientSession, url: str, name: str) -> float:
+    """One unlabelled sample from signaling's /metrics (NaN if absent)."""
+    async with http.get(url + "/metrics") as response:
+        text = await response.text()
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return float("nan")
 
-    Few tries with growing gaps, so the failed-attempt limiter for this IP stays quiet.
-    """
-    deadline, gap = time.monotonic() + within, 0.5
-    while True:
-        try:
-            ws = await hello(http, url, auth)
-        except Refused:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(gap)  # waiting for the watch to deliver, with back-off
-            gap = min(gap * 2, 8.0)
-            continue
-        await ws.close()
-        return
+
+async def until_indexed(http: aiohttp.ClientSession, url: str, count: int, within: float) -> None:
+    """Signaling learns sessions from a watch: wait until its index holds ``count``."""
+    deadline = time.monotonic() + within
+    while await metric(http, url, "sprechzimmer_signaling_sessions_indexed") < count:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"signaling did not index {count} sessions in {within:.0f}s")
+        await asyncio.sleep(0.2)  # polling the server's own gauge
 
 
 async def gather_bounded(jobs: list[Callable[[], Awaitable[None]]], in_flight: int) -> None:
@@ -265,13 +263,31 @@ async def gather_bounded(jobs: list[Callable[[], Awaitable[None]]], in_flight: i
     await asyncio.gather(*(run(job) for job in jobs))
 
 
+@dataclass
+class IdleSocket:
+    """An admitted socket with a reader, as a browser tab has: it answers the server's
+    WebSocket pings (aiohttp does so while reading) and notes ``pong`` replies."""
+
+    ws: aiohttp.ClientWebSocketResponse
+    ponged: asyncio.Event = field(default_factory=asyncio.Event)
+    reader: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        async for message in self.ws:
+            if message.type is aiohttp.WSMsgType.TEXT and '"pong"' in message.data:
+                self.ponged.set()
+
+
 async def idle_sockets(
     stack: Stack, sessions: list[Credentials], count: int, hold: float, in_flight: int
 ) -> dict[str, Any]:
     """Phase 1: ``count`` admitted idle sockets; RSS of the signaling process before and after."""
     pid = stack.signaling_pid
     before = rss_bytes(pid)
-    sockets: list[aiohttp.ClientWebSocketResponse] = []
+    sockets: list[IdleSocket] = []
     refused: Counter[str] = Counter()
     connector = aiohttp.TCPConnector(limit=0, force_close=True)
     async with aiohttp.ClientSession(connector=connector) as http:
@@ -282,9 +298,12 @@ async def idle_sockets(
 
             async def open_one() -> None:
                 try:
-                    sockets.append(await hello(http, stack.signaling_url, {"link": link}))
+                    idle = IdleSocket(await hello(http, stack.signaling_url, {"link": link}))
                 except (Refused, aiohttp.ClientError, TimeoutError) as error:
                     refused[type(error).__name__ + ": " + str(error)[:60]] += 1
+                    return
+                idle.start()
+                sockets.append(idle)
 
             return open_one
 
@@ -298,9 +317,13 @@ async def idle_sockets(
             await asyncio.sleep(1.0)  # holding the sockets idle is the measurement
             samples.append(rss_bytes(pid))
         idle_cpu = cpu_seconds(pid) - cpu_idle0
-        alive = await _pings(sockets[:: max(1, len(sockets) // 200)])
-        still_open = sum(1 for ws in sockets if not ws.closed)
-        await asyncio.gather(*(ws.close() for ws in sockets))
+        sample = sockets[:: max(1, len(sockets) // 200)]
+        await asyncio.gather(*(i.ws.send_str('{"v": 1, "type": "ping"}') for i in sample))
+        await asyncio.wait([asyncio.create_task(i.ponged.wait()) for i in sample], timeout=30)
+        gauge = await metric(http, stack.signaling_url, "sprechzimmer_signaling_sockets")
+        still_open = sum(1 for i in sockets if not i.ws.closed)
+        await asyncio.gather(*(i.ws.close() for i in sockets))
+        await asyncio.gather(*(i.reader for i in sockets if i.reader is not None))
     return {
         "admitted": len(sockets),
         "refused": dict(refused),
@@ -311,19 +334,9 @@ async def idle_sockets(
         "rss_per_socket_kb": round((max(samples) - before) / max(1, len(sockets)) / 1024, 1),
         "idle_cpu_percent": round(100 * idle_cpu / hold, 1),
         "still_open_after_hold": still_open,
-        "ping_sample": alive,
+        "ping_sample": f"{sum(i.ponged.is_set() for i in sample)}/{len(sample)} answered ping",
+        "sockets_gauge": gauge,
     }
-
-
-async def _pings(sample: list[aiohttp.ClientWebSocketResponse]) -> str:
-    answered = 0
-    for ws in sample:
-        await ws.send_str(json.dumps({"v": 1, "type": "ping"}))
-        message = await ws.receive(timeout=10)
-        while message.type is aiohttp.WSMsgType.TEXT and json.loads(message.data)["type"] != "pong":
-            message = await ws.receive(timeout=10)  # a roster may come first
-        answered += message.type is aiohttp.WSMsgType.TEXT
-    return f"{answered}/{len(sample)} answered ping"
 
 
 async def joins(
@@ -377,11 +390,11 @@ async def joins(
 # --------------------------------------------------------------------------- Chromium
 
 
-async def browser_latency(stack: Stack, runs: int) -> dict[str, Any]:
+async def browser_latency(stack: Stack, runs: int, indexed: int) -> dict[str, Any]:
     """Phase 3: per run a fresh 1:1 session; both pages from goto to ``connected``."""
     sessions = await create_sessions(stack.kubeconfig, runs, "chromium")
     async with aiohttp.ClientSession() as http:
-        await until_admitted(http, stack.signaling_url, {"link": sessions[-1].host_link}, 60)
+        await until_indexed(http, stack.signaling_url, indexed + runs, within=60)
     samples: list[float] = []
     failures: Counter[str] = Counter()
     async with chromium() as browser:
@@ -430,8 +443,7 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
     print(f"creating {pairs} 1:1 sessions through the operator …", flush=True)
     sessions = await create_sessions(stack.kubeconfig, pairs, "idle")
     async with aiohttp.ClientSession() as http:
-        newest = {"link": sessions[-1].host_link}
-        await until_admitted(http, stack.signaling_url, newest, within=120)
+        await until_indexed(http, stack.signaling_url, len(sessions), within=120)
     print(f"signaling knows all sessions; RSS {rss_bytes(stack.signaling_pid) / 2**20:.1f} MB")
     if args.idle:
         print(f"phase 1: {args.idle} idle sockets, held {args.hold:.0f} s …", flush=True)
@@ -443,7 +455,7 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
         print(json.dumps(results["joins"], indent=2), flush=True)
     if args.browser_runs:
         print(f"phase 3: {args.browser_runs} 1:1 calls in Chromium …", flush=True)
-        results["chromium"] = await browser_latency(stack, args.browser_runs)
+        results["chromium"] = await browser_latency(stack, args.browser_runs, indexed=pairs)
         print(json.dumps(results["chromium"], indent=2), flush=True)
     return results
 
