@@ -150,7 +150,6 @@ async def test_admission_errors(
     sig = start_signaling()
     eins = ready_session(kube, namespace, "eins")
     later = ready_session(kube, namespace, "spaeter", start=support.now() + timedelta(seconds=8))
-    kurz = ready_session(kube, namespace, "kurz", ttl="6s")
     weg = ready_session(kube, namespace, "weg")
     support.wait_for("Ready", support.phase_is(kube, namespace, "eins", "Ready"))
     async with aiohttp.ClientSession() as http:
@@ -173,6 +172,7 @@ async def test_admission_errors(
         await p.expect("open", 40)
 
         # Expiry: a connected person gets `ended: expired`, a later join `expired`.
+        kurz = ready_session(kube, namespace, "kurz", ttl="8s")
         in_kurz, p_kurz = await attempt({"link": kurz[SecretKey.HOST_LINK_TOKEN.value]})
         assert in_kurz["type"] == "welcome"
         ended = await p_kurz.expect("ended", 30)
