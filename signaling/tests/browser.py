@@ -8,13 +8,19 @@ page creates is kept in `window.__testPeerConnections` for `getStats()`.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
+import subprocess
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from sprechzimmer.contract.keys import shared_turn_secret
+from sprechzimmer.devcluster.addons import stun_answers
+from sprechzimmer.devcluster.cluster import free_udp_and_tcp_port
+from sprechzimmer.devcluster.turn import SharedTurn, render_shared_turn_config
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -119,3 +125,50 @@ async def screenshot(page: Page, directory: Path, name: str) -> Path:
     path = directory / f"{name}.png"
     await page.screenshot(path=str(path), full_page=True)
     return path
+
+
+@asynccontextmanager
+async def shared_turn(workdir: Path, shared_key: str) -> AsyncIterator[str]:
+    """The shared 1:1 TURN server as ``make up`` runs it (Debian coturn on loopback,
+    ``use-auth-secret`` with ``keys.shared_turn_secret``); yields its ``turn:`` URL (UDP)."""
+    binary = shutil.which("turnserver")
+    assert binary, "coturn is not installed (make packages)"
+    port = free_udp_and_tcp_port()
+    config = workdir / f"turnserver-{port}.conf"
+    config.write_text(
+        render_shared_turn_config(
+            SharedTurn(
+                listen_ip="127.0.0.1",
+                port=port,
+                relay_ip="127.0.0.1",
+                secret=shared_turn_secret(shared_key.encode()),
+                # both browsers run here: their relayed candidates are on 127.0.0.1
+                dev_loopback_peers=True,
+            )
+        )
+    )
+    with (workdir / f"turnserver-{port}.log").open("wb") as log:
+        process = await asyncio.create_subprocess_exec(
+            binary, "-c", str(config), stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = asyncio.get_running_loop().time() + 30
+        while not await _answers_stun(port):
+            assert process.returncode is None, "coturn exited"
+            assert asyncio.get_running_loop().time() < deadline, "coturn did not answer STUN"
+            await asyncio.sleep(0.1)  # poll interval of the wait, not a synchronisation
+        yield f"turn:127.0.0.1:{port}?transport=udp"
+    finally:
+        process.terminate()
+        with suppress(TimeoutError):
+            await asyncio.wait_for(process.wait(), 10)
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def _answers_stun(port: int) -> bool:
+    try:
+        return await asyncio.to_thread(stun_answers, port)
+    except OSError:
+        return False

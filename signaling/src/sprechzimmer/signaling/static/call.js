@@ -26,8 +26,8 @@ const CLOSE_ERRORS = {
 // earlier; then whoever has not received an offer after this long offers (glare is resolved by
 // PeerLink's polite/impolite rule).
 const OFFER_FALLBACK_MS = 3000;
-// A person's socket dropping takes them off the roster; their media may still flow. Keep a
-// working link this long for them to come back (resume) before taking their picture down.
+// A person's socket dropping takes them off the roster (as leaving does); their media may still
+// flow. Their picture goes at once, but a working link is kept this long for a resume.
 const GONE_GRACE_MS = 10000;
 
 const call = {
@@ -256,8 +256,14 @@ function newLink(peerId) {
     config: rtcConfig(),
     stream: call.stream,
     send,
-    onStream: (stream) => ui.showRemote(peerId, stream, ui.personName(peer(peerId))),
-    onChange: update,
+    onStream: (stream) => {
+      if (peer(peerId)) ui.showRemote(peerId, stream, ui.personName(peer(peerId)));
+    },
+    onChange: () => {
+      // Off the roster and the media stopped too: they left (or are gone for long).
+      if (!peer(peerId) && link.connectionState !== "connected") dropLink(peerId);
+      update();
+    },
   });
   call.links.set(peerId, link);
   return link;
@@ -277,7 +283,9 @@ async function syncLinks() {
     if (present.has(id)) {
       clearTimeout(link.goneTimer);
       link.goneTimer = null;
+      if (link.stream) ui.showRemote(id, link.stream, ui.personName(peer(id)));
     } else if (!link.goneTimer) {
+      ui.removeRemote(id); // their picture goes at once; the connection waits for a resume
       const grace = link.connectionState === "connected" ? GONE_GRACE_MS : 0;
       link.goneTimer = setTimeout(() => { dropLink(id); update(); }, grace);
     }

@@ -28,8 +28,10 @@ export class PeerLink {
       const candidate = candidateMessage(event.candidate);
       if (candidate) this.send("ice", { to: peerId, candidate });
     });
+    this.stream = null; // the other person's media, once it arrives
     this.pc.addEventListener("track", (event) => {
-      onStream(event.streams[0] ?? new MediaStream([event.track]));
+      this.stream = event.streams[0] ?? new MediaStream([event.track]);
+      onStream(this.stream);
     });
     this.pc.addEventListener("connectionstatechange", () => {
       if (this.pc.connectionState === "failed" && this.offered) this.offer({ iceRestart: true });
