@@ -172,3 +172,49 @@ async def _answers_stun(port: int) -> bool:
         return await asyncio.to_thread(stun_answers, port)
     except OSError:
         return False
+
+
+# What a person would stumble over, checked on every screenshot: sideways scrolling, controls
+# cut off at the edge or too small to hit, inputs without a label or in a font a phone zooms into.
+_LAYOUT_PROBLEMS = """
+() => {
+  const problems = [];
+  const width = window.innerWidth;
+  const name = (el) => el.outerHTML.slice(0, 70);
+  if (document.documentElement.scrollWidth > width + 1) {
+    problems.push(`scrolls sideways: ${document.documentElement.scrollWidth}px > ${width}px`);
+  }
+  for (const el of document.querySelectorAll("button, input, a, video")) {
+    const box = el.getBoundingClientRect();
+    const style = getComputedStyle(el);
+    if (box.width === 0 || box.height === 0 || style.visibility === "hidden") continue;
+    if (box.left < -1 || box.right > width + 1) problems.push(`cut off at the side: ${name(el)}`);
+    if (el.tagName !== "VIDEO" && box.height < 44) problems.push(`${box.height}px: ${name(el)}`);
+  }
+  for (const input of document.querySelectorAll("input")) {
+    if (input.labels.length === 0) problems.push(`no label: ${name(input)}`);
+    const font = parseFloat(getComputedStyle(input).fontSize);
+    if (font < 16) problems.push(`${font}px font: ${name(input)}`);
+  }
+  return problems;
+}
+"""
+
+
+async def layout_problems(page: Page) -> list[str]:
+    problems: list[str] = await page.evaluate(_LAYOUT_PROBLEMS)
+    return problems
+
+
+async def in_viewport(page: Page, selector: str) -> bool:
+    """Whether the element is entirely visible without scrolling."""
+    box = await page.locator(selector).bounding_box()
+    size = page.viewport_size
+    assert box is not None
+    assert size is not None
+    return bool(
+        box["x"] >= 0
+        and box["y"] >= 0
+        and box["x"] + box["width"] <= size["width"] + 1
+        and box["y"] + box["height"] <= size["height"] + 1
+    )

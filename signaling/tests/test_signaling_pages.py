@@ -33,7 +33,7 @@ def test_every_error_code_and_end_reason_of_the_protocol_has_text() -> None:
             assert f"ended.{reason.value}" in STRINGS[lang], (lang, reason)
     assert STRINGS["de"]["error.unknown-code"].startswith("Zugangscode unbekannt")
     assert "abgelaufen" in STRINGS["de"]["error.expired"]
-    assert "{seconds}" in STRINGS["de"]["error.rate-limited"]
+    assert "{wait}" in STRINGS["de"]["error.rate-limited"]
 
 
 @pytest.mark.unit

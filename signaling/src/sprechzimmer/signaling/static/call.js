@@ -205,7 +205,8 @@ function onError({ code, retryAfter, scheduledStart }) {
   }
   if (code === "expired" || code === "cancelled") forgetCall();
   finish(State.ERROR);
-  ui.showError(code, { retryAfter, scheduledStart, retry: code === "rate-limited" || code === "full" });
+  const shown = code === "unknown-code" && "link" in call.auth ? "unknown-link" : code;
+  ui.showError(shown, { retryAfter, scheduledStart, retry: code === "rate-limited" || code === "full" });
 }
 
 function onEnded(reason) {

@@ -31,3 +31,12 @@ export function localDateTime(iso) {
   }).format(when);
   return { date, time };
 }
+
+/** A wait of `seconds` as words: "1 Sekunde", "45 Sekunden", "3 Minuten" (rounded up). */
+export function duration(seconds) {
+  const locale = lang === "en" ? "en-GB" : "de-DE";
+  const long = seconds > 90;
+  const unit = long ? "minute" : "second";
+  const value = long ? Math.ceil(seconds / 60) : Math.max(1, Math.ceil(seconds));
+  return new Intl.NumberFormat(locale, { style: "unit", unit, unitDisplay: "long" }).format(value);
+}

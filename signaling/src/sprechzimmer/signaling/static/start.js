@@ -2,12 +2,13 @@
 // explained at once), the server checks whether it exists. The code never goes into a URL.
 
 import { clearAuth, normalizeCode, normalizeHost, storeAuth, takeStartError } from "./credentials.js";
-import { localPath, t } from "./i18n.js";
+import { duration, localPath, t } from "./i18n.js";
 
 const form = document.getElementById("join-form");
 const host = form.elements.namedItem("host");
 const code = form.elements.namedItem("code");
 const alertBox = document.getElementById("form-error");
+const submit = form.querySelector("button[type=submit]");
 
 function showError(message, field) {
   alertBox.textContent = message;
@@ -39,7 +40,13 @@ const returned = takeStartError();
 if (returned) {
   host.value = returned.host ?? "";
   code.value = returned.code ?? "";
-  showError(t(`error.${returned.error}`, { seconds: returned.retryAfter ?? "" }), code);
+  const wait = returned.retryAfter ? duration(returned.retryAfter) : "";
+  showError(t(`error.${returned.error}`, { wait }), code);
+  if (returned.retryAfter) {
+    // Trying again before the wait is over would only be refused again.
+    submit.disabled = true;
+    setTimeout(() => { submit.disabled = false; }, returned.retryAfter * 1000);
+  }
 } else {
   clearAuth();
 }

@@ -1,7 +1,7 @@
 // Everything the call page shows: which panel (by main[data-state]), texts, video tiles, buttons.
 // No call logic here; call.js tells it what to show.
 
-import { localDateTime, t } from "./i18n.js";
+import { duration, localDateTime, t } from "./i18n.js";
 
 const main = document.querySelector("main");
 const byId = (id) => document.getElementById(id);
@@ -40,7 +40,8 @@ export function waitingText(scheduledStart) {
 
 export function showError(code, { retryAfter, scheduledStart, retry } = {}) {
   const when = scheduledStart ? localDateTime(scheduledStart) : {};
-  byId("error-text").textContent = t(`error.${code}`, { seconds: retryAfter ?? "", ...when });
+  const wait = retryAfter ? duration(retryAfter) : "";
+  byId("error-text").textContent = t(`error.${code}`, { wait, ...when });
   byId("retry").hidden = !retry;
 }
 
