@@ -8,6 +8,7 @@ itself runs as a process through its real entrypoint (``signaling_process.py``).
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,6 +25,16 @@ import support  # noqa: E402  (operator/tests/support.py)
 from signaling_process import SignalingProcess  # noqa: E402
 
 StartSignaling = Callable[..., SignalingProcess]
+MEDIA_REGION = "de-signaling"
+
+
+@pytest.fixture
+def media_node(cluster: Any) -> str:
+    """A KWOK node in the region the test operator places media pods in (kept for the run)."""
+    name = f"{MEDIA_REGION}-0"
+    if cluster.kubectl("get", "node", name, check=False).returncode != 0:
+        cluster.add_node(name, MEDIA_REGION, f"{MEDIA_REGION}-a", external_ip="203.0.113.90")
+    return name
 
 
 @pytest.fixture
@@ -38,6 +49,7 @@ def operator(cluster: Any, namespace: str, kube: Any, tmp_path: Path) -> Iterato
             retention="600",
             billing_checkpoint_interval="2",
             lead_time="0s",
+            region_allow_list=json.dumps({"de": [MEDIA_REGION], "at": ["at-vie"]}),
         )
         op.wait_leader()
         yield op
