@@ -87,6 +87,9 @@ def test_parses(text: str, expected: object) -> None:
     ("text", "close", "needle"),
     [
         ("not json", CloseCode.BAD_MESSAGE, "not JSON"),
+        ("[" * 60000 + "]" * 60000, CloseCode.TOO_BIG, "larger than"),
+        ("[" * 30000 + "]" * 30000, CloseCode.BAD_MESSAGE, "not JSON"),  # recursion
+        ('{"v":1,"type":"ping"}\x00', CloseCode.BAD_MESSAGE, "not JSON"),
         ("[1, 2]", CloseCode.BAD_MESSAGE, "object"),
         (json.dumps({"type": "ping"}), CloseCode.BAD_MESSAGE, "version"),
         (json.dumps({"v": 2, "type": "ping"}), CloseCode.BAD_MESSAGE, "version"),

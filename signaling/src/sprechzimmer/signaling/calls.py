@@ -218,6 +218,8 @@ class Hub:
                 if message.type is not aiohttp.WSMsgType.TEXT:
                     if message.type is aiohttp.WSMsgType.BINARY:
                         raise ProtocolError("binary frames are not part of the protocol")
+                    if message.type is aiohttp.WSMsgType.ERROR:  # aiohttp closed it (1009)
+                        raise ProtocolError("frame too big", protocol.CloseCode.TOO_BIG)
                     break
                 await self.on_message(call, conn, ws, protocol.parse(message.data))
         except ProtocolError as err:

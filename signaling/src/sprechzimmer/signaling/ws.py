@@ -54,6 +54,8 @@ async def read_hello(ws: web.WebSocketResponse) -> Hello | None:
         raise ProtocolError("no hello within 15 s") from err
     if message.type is aiohttp.WSMsgType.BINARY:
         raise ProtocolError("binary frames are not part of the protocol")
+    if message.type is aiohttp.WSMsgType.ERROR:  # aiohttp closed it already (1009 for size)
+        raise ProtocolError("frame too big or broken", protocol.CloseCode.TOO_BIG)
     if message.type is not aiohttp.WSMsgType.TEXT:
         return None
     parsed = protocol.parse(message.data)

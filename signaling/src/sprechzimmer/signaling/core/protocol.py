@@ -331,7 +331,7 @@ def parse(frame: str | bytes) -> ClientMessage:
         raise ProtocolError("binary frames are not part of the protocol")
     try:
         obj = json.loads(frame)
-    except ValueError as err:
+    except (ValueError, RecursionError) as err:  # deep nesting fits in 64 KiB
         raise ProtocolError("not JSON") from err
     if not isinstance(obj, dict):
         raise ProtocolError("a message must be a JSON object")
