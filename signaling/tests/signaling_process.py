@@ -49,6 +49,7 @@ class SignalingProcess:
                 "SPRECHZIMMER_SIGNALING_REPLICA_NAME": self.name,
                 "SPRECHZIMMER_SIGNALING_PRESENCE_NAMESPACE": self.namespace,
                 "SPRECHZIMMER_SIGNALING_LOG_LEVEL": "DEBUG",
+                "SPRECHZIMMER_SIGNALING_INTERNAL_ADDRESS": f"127.0.0.1:{self.port}",
             }
         )
         env.update({f"SPRECHZIMMER_SIGNALING_{k.upper()}": v for k, v in self.settings.items()})

@@ -17,9 +17,10 @@ from datetime import UTC, datetime
 from aiohttp import web
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
-from . import ws
+from . import proxy, ws
 from .appkeys import HUB, METRICS, SETTINGS
 from .calls import Hub
+from .core.owner import INTERNAL_PATH, Replica
 from .core.settings import LEASE_SECONDS, RENEW_SECONDS, Settings
 from .kube import Kube, KubeError, SessionWatch, load_credentials
 from .metrics import Metrics
@@ -53,6 +54,7 @@ def init_app(settings: Settings, metrics_: Metrics | None = None) -> web.Applica
     app[SETTINGS] = settings
     app[METRICS] = metrics_ or Metrics()
     app.router.add_get("/ws", ws.websocket)
+    app.router.add_get(INTERNAL_PATH, proxy.internal)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
@@ -105,6 +107,9 @@ async def _renew_lease(hub: Hub, kube: Kube, settings: Settings, ok: asyncio.Eve
                 settings.internal_address,
                 datetime.now(UTC),
             )
+            leases = await kube.list_leases(settings.presence_namespace)
+            hub.replicas = [r for r in map(Replica.from_lease, leases) if r is not None]
+            hub.metrics.replicas.set(len(hub.replicas))
             ok.set()
         except KubeError as err:
             logger.warning("presence lease not renewed", extra={"error": str(err)[:200]})

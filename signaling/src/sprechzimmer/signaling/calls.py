@@ -32,6 +32,7 @@ from sprechzimmer.contract.rfc3339 import format_time
 
 from .core import admission, presence, protocol
 from .core.admission import Admitted, Rejected
+from .core.owner import Replica
 from .core.protocol import (
     SFU,
     E2e,
@@ -106,6 +107,8 @@ class Hub:
         self.index = index or SessionIndex()
         self.limiter = limiter or Limiter()
         self.calls: dict[str, Call] = {}
+        self.replicas: list[Replica] = []  # live presence Leases, for ownership
+        self.proxied: set[web.WebSocketResponse] = set()  # browsers forwarded to an owner
         self.http: aiohttp.ClientSession | None = None
         self._next_conn = 0
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -129,6 +132,7 @@ class Hub:
         """Shutdown: every socket closes with 1001 GOING_AWAY; clients reconnect with resume."""
         self._closing = True
         sockets = [ws for call in self.calls.values() for ws in call.sockets.values()]
+        sockets.extend(self.proxied)
         await asyncio.gather(
             *(
                 ws.close(code=protocol.CloseCode.GOING_AWAY, message=b"server restarting")

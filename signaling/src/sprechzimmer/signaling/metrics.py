@@ -27,6 +27,9 @@ class Metrics:
         self.rooms = Gauge(
             f"{p}_rooms", "Calls with at least one seat on this replica.", registry=r
         )
+        self.replicas = Gauge(
+            f"{p}_replicas", "Signaling replicas with a presence Lease (live or not).", registry=r
+        )
         self.sessions = Gauge(f"{p}_sessions_indexed", "VideoSessions in the index.", registry=r)
         self.joins = Counter(
             f"{p}_joins_total",

@@ -6,6 +6,7 @@ the session — that replica's internal endpoint, frame by frame (``proxy.py``).
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 import aiohttp
 from aiohttp import web
@@ -13,9 +14,11 @@ from aiohttp import web
 from .appkeys import HUB, SETTINGS
 from .calls import HELLO_SECONDS, Hub, close_with
 from .core import protocol
+from .core.owner import remote_owner
 from .core.protocol import Error, ErrorCode, Hello, ProtocolError
 from .core.ratelimit import client_key
 from .core.settings import Settings
+from .proxy import forward
 
 
 def client_address(request: web.Request, settings: Settings) -> str:
@@ -77,5 +80,11 @@ async def serve(hub: Hub, ws: web.WebSocketResponse, client: str) -> None:
     outcome = hub.admit(hello, client, started)
     if isinstance(outcome, Error):
         await close_with(ws, outcome)
+        return
+    owner = remote_owner(
+        outcome.session.uid, hub.replicas, hub.settings.replica_name, datetime.now(UTC)
+    )
+    if owner is not None:
+        await forward(hub, ws, owner, outcome, hello.resume)
         return
     await hub.serve_admitted(ws, hub.new_conn(), outcome, hello.resume, started)

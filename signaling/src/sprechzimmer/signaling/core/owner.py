@@ -9,6 +9,7 @@ sessions move; when one starts it takes about 1/n of new sessions. A Lease is li
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,6 +19,13 @@ from sprechzimmer.contract import MAX_PRESENCE_LEASE_SECONDS
 from sprechzimmer.contract.rfc3339 import parse_time
 
 ADDRESS_ANNOTATION: Final = "sprechzimmer.io/signaling-address"
+INTERNAL_PATH: Final = "/internal/ws"
+
+
+def internal_token(key: bytes) -> str:
+    """Bearer token replicas present to each other's internal endpoint (from the shared key;
+    only signaling derives it, so it lives here rather than in ``contract.keys``)."""
+    return hmac.new(key, b"signaling-internal\x00v1", hashlib.sha256).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +52,13 @@ class Replica:
 
 def score(uid: str, replica: str) -> bytes:
     return hashlib.sha256(f"{uid}\x00{replica}".encode()).digest()
+
+
+def remote_owner(uid: str, replicas: Iterable[Replica], me: str, now: datetime) -> Replica | None:
+    """The owner if it is another live replica; None when this one owns it (or none is live,
+    then this replica serves the session itself rather than nobody)."""
+    found = owner(uid, replicas, now)
+    return None if found is None or found.name == me else found
 
 
 def owner(uid: str, replicas: Iterable[Replica], now: datetime) -> Replica | None:
