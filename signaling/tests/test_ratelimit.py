@@ -48,6 +48,16 @@ def test_delays_grow_and_are_capped() -> None:
     assert waits == [0, 0, 1, 2, 4, 8, 8, 8]
 
 
+def test_an_endless_attack_stays_bounded() -> None:
+    limiter = Limiter()
+    for i in range(5000):
+        limiter.failed("ip", "dr-muster", float(i))
+    assert limiter.check("ip", "dr-muster", 5000.0).retry_after <= IP_POLICY.cap
+    # Once the attack stops, the backlog is forgotten within a bounded time.
+    quiet = (IP_POLICY.free + 20) * IP_POLICY.decay
+    assert limiter.check("ip", "dr-muster", 5000.0 + quiet + IP_POLICY.cap).allowed
+
+
 def test_failures_decay() -> None:
     limiter = Limiter(ip_policy=Policy(free=1, base=10, cap=100, decay=60))
     for _ in range(3):

@@ -37,6 +37,7 @@ IP_POLICY: Final = Policy(free=5, base=1.0, cap=900.0, decay=600.0)
 HANDLE_POLICY: Final = Policy(free=20, base=1.0, cap=60.0, decay=120.0)
 TAINT_SECONDS: Final = 24 * 3600.0
 MAX_KEYS: Final = 100_000
+_MAX_DOUBLINGS: Final = 20
 
 
 @dataclass(slots=True)
@@ -96,7 +97,9 @@ class _Bucket:
 
     def fail(self, key: str, now: float) -> None:
         counter = self._current(key, now) or _Counter(0.0, now, now, now)
-        counter.failures += 1
+        # Remembered failures stop growing once the delay is capped (no float overflow, and an
+        # attack's backlog decays within a bounded time once it stops).
+        counter.failures = min(counter.failures + 1, self.policy.free + _MAX_DOUBLINGS)
         counter.last_failure = now
         beyond = counter.failures - self.policy.free
         delay = 0.0 if beyond <= 0 else min(self.policy.cap, self.policy.base * 2 ** (beyond - 1))
