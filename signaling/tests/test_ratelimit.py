@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import random
 
 import pytest
@@ -128,3 +129,38 @@ def test_ten_thousand_wrong_guesses_never_succeed() -> None:
     # Each address's first miss goes through (it is clean); after that the handle allows its
     # free misses and then about one per HANDLE_POLICY.cap (1 000 s here).
     assert tried <= 1000 + HANDLE_POLICY.free + 2 * 1000 / HANDLE_POLICY.cap
+
+
+def attacker_guesses(addresses: int, practices: int, seconds: float) -> int:
+    """Wrong guesses the default limiter lets through when every address retries the moment
+    it is allowed, rotating over ``practices`` handles (docs/signaling.md's table)."""
+    limiter = Limiter(max_keys=10**7)
+    queue = [(0.0, i) for i in range(addresses)]
+    tried = turn = 0
+    while queue:
+        at, address = heapq.heappop(queue)
+        if at > seconds:
+            break
+        handle = f"h{turn % practices}"
+        turn += 1
+        verdict = limiter.check(f"a{address}", handle, at)
+        if verdict.allowed:
+            limiter.failed(f"a{address}", handle, at)
+            tried += 1
+            heapq.heappush(queue, (at + 0.05, address))
+        else:
+            heapq.heappush(queue, (at + verdict.retry_after, address))
+    return tried
+
+
+@pytest.mark.parametrize(
+    ("addresses", "practices", "seconds", "guesses"),
+    [
+        (1, 1, 3600, 21),
+        (1, 1, 86400, 159),
+        (1000, 1, 3600, 1059),  # a day: 2 439 (17 s to simulate, so not run here)
+        (1000, 100_000, 3600, 21_000),
+    ],
+)
+def test_attacker_budget(addresses: int, practices: int, seconds: float, guesses: int) -> None:
+    assert attacker_guesses(addresses, practices, seconds) == guesses
