@@ -37,6 +37,7 @@ const call = {
   wasAdmitted: false,
   decided: false, // the server sent `error`/`ended`; the following close is expected
   welcome: null,
+  rosterSinceWelcome: false, // `welcome` is followed by a `roster`: join only once it is here
   consented: false,
   name: "",
   joined: false,
@@ -130,8 +131,8 @@ async function handle(msg) {
       storeResume(msg.resume);
       call.notStarted = msg.state === "waiting";
       call.scheduledStart = msg.scheduledStart ?? null;
+      call.rosterSinceWelcome = false;
       ui.showConsent({ autostart: msg.role === "host" && "link" in call.auth, group: isGroup() });
-      if (call.consented && !call.notStarted) await join();
       break;
     case "open":
       call.notStarted = false;
@@ -143,6 +144,10 @@ async function handle(msg) {
       break;
     case "roster":
       call.roster = (msg.peers ?? []).filter((p) => p.joined);
+      if (!call.rosterSinceWelcome) {
+        call.rosterSinceWelcome = true;
+        if (call.consented && !call.notStarted) await join(); // back after a reconnect
+      }
       if (isGroup()) showSlots();
       else await syncLinks();
       break;
@@ -232,7 +237,7 @@ function finish(final) {
 // --- joining and media -------------------------------------------------------------------------
 
 async function join() {
-  if (call.joined || !call.admitted) return;
+  if (call.joined || !call.admitted || !call.rosterSinceWelcome) return;
   call.joined = true;
   call.offerTo = new Set(call.roster.map((p) => p.id)); // here before this page: it offers
   send("join", call.name ? { name: call.name } : {});
