@@ -40,8 +40,6 @@ from .core.protocol import (
     EndReason,
     Error,
     ErrorCode,
-    Hello,
-    Ice,
     IceServer,
     Join,
     Leave,
@@ -148,7 +146,7 @@ class Hub:
         return task
 
     # --- admission -----------------------------------------------------------------------------
-    def admit(self, hello: Hello, client: str, now: float) -> Admitted | Error:
+    def admit(self, hello: protocol.Hello, client: str, now: float) -> Admitted | Error:
         """Limiter, digest lookup, decision. The only place that counts wrong guesses."""
         handle = None
         if isinstance(hello.auth, protocol.CodeAuth):
@@ -248,7 +246,7 @@ class Hub:
         elif isinstance(message, Join):
             await self.execute(call, call.room.join(conn, message.name))
             self.mark_presence(call)
-        elif isinstance(message, Sdp | Ice):
+        elif isinstance(message, Sdp | protocol.Ice):
             await self._negotiate(call, conn, ws, message)
         elif isinstance(message, E2e):
             await self._relay(call, conn, message.to, message.relayed, "e2e")
@@ -258,11 +256,11 @@ class Hub:
             self.mark_presence(call)
             if seat is not None and call.pod is not None:
                 self.spawn(self._remove_from_pod(call.pod, seat.peer))
-        elif isinstance(message, Hello):
+        elif isinstance(message, protocol.Hello):
             raise ProtocolError("hello only once per socket")
 
     async def _negotiate(
-        self, call: Call, conn: int, ws: web.WebSocketResponse, message: Sdp | Ice
+        self, call: Call, conn: int, ws: web.WebSocketResponse, message: Sdp | protocol.Ice
     ) -> None:
         seat = call.room.seat_of(conn)
         if seat is None or not seat.joined:

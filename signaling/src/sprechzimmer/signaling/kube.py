@@ -161,33 +161,32 @@ class Kube:
         self,
         method: str,
         path: str,
-        *,
-        body: Mapping[str, Any] | None = None,
-        params: Mapping[str, str] | None = None,
-        content_type: str = "application/json",
+        body: object = None,
+        query: Mapping[str, str] | None = None,
+        media_type: str = "application/json",
     ) -> dict[str, Any]:
-        data = None if body is None else json.dumps(body, separators=(",", ":"))
-        headers = None if body is None else {"Content-Type": content_type}
+        """One request; the decoded JSON answer, or KubeError (status 0: network or an
+        undecodable answer)."""
+        payload = None if body is None else json.dumps(body).encode()
+        limit = aiohttp.ClientTimeout(total=30.0, connect=5.0)
         try:
             async with self._session.request(
                 method,
                 self._server + path,
-                data=data,
-                params=params,
-                headers=headers,
-                timeout=aiohttp.ClientTimeout(total=30.0, connect=5.0),
+                data=payload,
+                params=query,
+                timeout=limit,
+                headers={"Content-Type": media_type},
             ) as response:
-                text = await response.text()
-                status = response.status
-        except (TimeoutError, aiohttp.ClientError, OSError) as err:
-            raise KubeError(0, f"network: {type(err).__name__}") from err
-        try:
-            decoded: dict[str, Any] = json.loads(text) if text else {}
-        except ValueError:
-            decoded = {"message": text[:200]}
-        if status >= 400:
-            raise KubeError(status, str(decoded.get("message") or decoded.get("reason") or ""))
-        return decoded
+                answer = (
+                    await response.json(content_type=None) if response.content_length != 0 else {}
+                )
+                if response.status < 400:
+                    return answer if isinstance(answer, dict) else {}
+                reason = answer.get("message", "") if isinstance(answer, dict) else ""
+                raise KubeError(response.status, str(reason)[:200])
+        except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as err:
+            raise KubeError(0, f"{type(err).__name__}") from err
 
     # --- sessions ---------------------------------------------------------------------------
     async def list_sessions(self) -> tuple[list[dict[str, Any]], str]:
@@ -195,7 +194,7 @@ class Kube:
         items: list[dict[str, Any]] = []
         params = {"limit": str(LIST_CHUNK)}
         while True:
-            page = await self.request("GET", SESSIONS_PATH, params=params)
+            page = await self.request("GET", SESSIONS_PATH, query=params)
             items.extend(page.get("items") or [])
             meta = page.get("metadata") or {}
             if not meta.get("continue"):
@@ -228,17 +227,13 @@ class Kube:
     async def patch_session_status(
         self, namespace: str, name: str, patch: Mapping[str, Any]
     ) -> dict[str, Any]:
-        path = (
-            f"/apis/{API_VERSION}/namespaces/{quote(namespace, safe='')}/{PLURAL}/"
-            f"{quote(name, safe='')}/status"
-        )
-        return await self.request(
-            "PATCH",
-            path,
-            body=patch,
-            params={"fieldManager": FIELD_MANAGER},
-            content_type=MERGE_PATCH,
-        )
+        ns, obj = quote(namespace, safe=""), quote(name, safe="")
+        return await self.merge(f"/apis/{API_VERSION}/namespaces/{ns}/{PLURAL}/{obj}/status", patch)
+
+    async def merge(self, path: str, patch: Mapping[str, Any]) -> dict[str, Any]:
+        """A JSON merge patch under signaling's field manager."""
+        manager = {"fieldManager": FIELD_MANAGER}
+        return await self.request("PATCH", path, patch, query=manager, media_type=MERGE_PATCH)
 
     # --- presence Leases ---------------------------------------------------------------------
     async def renew_lease(
@@ -250,13 +245,8 @@ class Kube:
         base = LEASES_PATH.format(ns=quote(namespace, safe=""))
         spec = {"holderIdentity": name, "leaseDurationSeconds": seconds, "renewTime": renew}
         try:
-            await self.request(
-                "PATCH",
-                f"{base}/{quote(name, safe='')}",
-                body={"metadata": {"annotations": annotations}, "spec": spec},
-                params={"fieldManager": FIELD_MANAGER},
-                content_type=MERGE_PATCH,
-            )
+            patch = {"metadata": {"annotations": annotations}, "spec": spec}
+            await self.merge(f"{base}/{quote(name, safe='')}", patch)
             return
         except KubeError as err:
             if err.status != 404:
@@ -273,13 +263,13 @@ class Kube:
             "spec": {**spec, "acquireTime": renew},
         }
         with contextlib.suppress(KubeError):  # a concurrent create: the next renewal patches
-            await self.request("POST", base, body=body, params={"fieldManager": FIELD_MANAGER})
+            await self.request("POST", base, body, query={"fieldManager": FIELD_MANAGER})
 
     async def list_leases(self, namespace: str) -> list[dict[str, Any]]:
         page = await self.request(
             "GET",
             LEASES_PATH.format(ns=quote(namespace, safe="")),
-            params={"labelSelector": f"{LABEL_PRESENCE_LEASE}={PRESENCE_LEASE_VALUE}"},
+            query={"labelSelector": f"{LABEL_PRESENCE_LEASE}={PRESENCE_LEASE_VALUE}"},
         )
         return list(page.get("items") or [])
 
