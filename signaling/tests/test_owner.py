@@ -8,7 +8,13 @@ from datetime import timedelta
 import pytest
 from builders import T0
 from sprechzimmer.contract.rfc3339 import format_time
-from sprechzimmer.signaling.core.owner import ADDRESS_ANNOTATION, Replica, owner
+from sprechzimmer.signaling.core.owner import (
+    ADDRESS_ANNOTATION,
+    Replica,
+    internal_token,
+    owner,
+    remote_owner,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -66,3 +72,19 @@ def test_liveness(body: dict, live: bool) -> None:
 def test_malformed_leases_are_skipped() -> None:
     assert Replica.from_lease({"metadata": {"name": "x"}, "spec": {}}) is None
     assert Replica.from_lease({"metadata": {}, "spec": {"renewTime": "bad"}}) is None
+
+
+def test_remote_owner_is_none_for_ourselves_or_nobody() -> None:
+    live = replicas(lease("a"), lease("b"))
+    mine = owner("uid-1", live, T0)
+    assert mine is not None
+    assert remote_owner("uid-1", live, mine.name, T0) is None
+    other = "b" if mine.name == "a" else "a"
+    assert remote_owner("uid-1", live, other, T0) == mine
+    assert remote_owner("uid-1", [], "a", T0) is None
+
+
+def test_internal_token_is_keyed() -> None:
+    assert internal_token(b"k" * 32) == internal_token(b"k" * 32)
+    assert internal_token(b"k" * 32) != internal_token(b"j" * 32)
+    assert len(internal_token(b"k" * 32)) == 64

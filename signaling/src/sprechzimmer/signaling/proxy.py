@@ -66,7 +66,8 @@ async def forward(
                 await browser.send_str(message.data)
             else:
                 break
-        code = upstream.close_code or protocol.CloseCode.GOING_AWAY
+        # The owner's code goes through; an owner that vanished (1006) means: reconnect.
+        code = _sendable(upstream.close_code, protocol.CloseCode.GOING_AWAY)
         await browser.close(code=code, message=b"")
 
     async def up() -> None:  # browser → owner (validated by the owner, size-limited here)
@@ -77,10 +78,9 @@ async def forward(
                 await upstream.send_bytes(message.data)
             else:
                 break
-        code = browser.close_code or protocol.CloseCode.NORMAL
         if browser.close_code == protocol.CloseCode.TOO_BIG:
             hub.metrics.bad_messages.inc()
-        await upstream.close(code=code if code < 4000 else protocol.CloseCode.NORMAL)
+        await upstream.close(code=_sendable(browser.close_code, protocol.CloseCode.NORMAL))
 
     tasks = [asyncio.ensure_future(down()), asyncio.ensure_future(up())]
     try:
@@ -92,6 +92,11 @@ async def forward(
         hub.proxied.discard(browser)
         with contextlib.suppress(Exception):
             await upstream.close()
+
+
+def _sendable(code: int | None, default: int) -> int:
+    """A close code that may be sent on (1005/1006 only describe a missing close frame)."""
+    return default if code is None or code in (1005, 1006) else code
 
 
 async def internal(request: web.Request) -> web.StreamResponse:
