@@ -46,7 +46,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from lightkube import ApiError, AsyncClient, KubeConfig
+import httpx2
+from lightkube import AsyncClient, KubeConfig
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace, Secret
@@ -58,7 +59,6 @@ from sprechzimmer.devcluster.cluster import LocalCluster
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from browser import chromium, new_context, wait_for_state  # the browser tests' harness
 
-NAMESPACE = "bench"
 VideoSession = create_namespaced_resource(
     "sprechzimmer.io", "v1alpha1", "VideoSession", "videosessions"
 )
@@ -140,10 +140,14 @@ class Credentials:
 
 async def create_sessions(kubeconfig: Path, count: int, prefix: str) -> list[Credentials]:
     """``count`` 1:1 sessions starting now, created through the API; wait for their codes."""
-    client = AsyncClient(config=KubeConfig.from_file(kubeconfig), field_manager="bench")
+    client = AsyncClient(
+        config=KubeConfig.from_file(kubeconfig),
+        field_manager="bench",
+        timeout=httpx2.Timeout(120.0),  # listing thousands of Secrets on a busy machine
+    )
     try:
-        with contextlib.suppress(ApiError):  # already there from an earlier phase
-            await client.create(Namespace(metadata=ObjectMeta(name=NAMESPACE)))
+        namespace = f"bench-{prefix}"
+        await client.create(Namespace(metadata=ObjectMeta(name=namespace)))
         start = time.strftime("%Y-%m-%dT%H:%M:00Z", time.gmtime())
         gate = asyncio.Semaphore(64)
 
@@ -151,7 +155,7 @@ async def create_sessions(kubeconfig: Path, count: int, prefix: str) -> list[Cre
             body = {
                 "apiVersion": "sprechzimmer.io/v1alpha1",
                 "kind": "VideoSession",
-                "metadata": {"name": f"{prefix}-{index:05d}", "namespace": NAMESPACE},
+                "metadata": {"name": f"{prefix}-{index:05d}", "namespace": namespace},
                 "spec": {
                     "host": f"praxis-{prefix}-{index}",
                     "participants": [{"id": "klient-1"}],
@@ -166,25 +170,25 @@ async def create_sessions(kubeconfig: Path, count: int, prefix: str) -> list[Cre
         began = time.monotonic()
         await asyncio.gather(*(create(i) for i in range(count)))
         print(f"  created {count} sessions in {time.monotonic() - began:.1f} s", flush=True)
-        return await _credentials(client, prefix, count, within=max(120.0, count / 10))
+        return await _credentials(client, namespace, count, within=max(120.0, count / 10))
     finally:
         await client.close()
 
 
 async def _credentials(
-    client: AsyncClient, prefix: str, count: int, within: float
+    client: AsyncClient, namespace: str, count: int, within: float
 ) -> list[Credentials]:
     """Links and codes from the codes Secrets, once the operator has issued all ``count``."""
     deadline = time.monotonic() + within
     while True:
         hosts = {
             s.metadata.uid: s["spec"]["host"]
-            async for s in client.list(VideoSession, namespace=NAMESPACE)
-            if s.metadata is not None and str(s.metadata.name).startswith(prefix + "-")
+            async for s in client.list(VideoSession, namespace=namespace)
+            if s.metadata is not None
         }
         found: list[Credentials] = []
         codes = client.list(
-            Secret, namespace=NAMESPACE, labels={LABEL_COMPONENT: Component.CODES.value}
+            Secret, namespace=namespace, labels={LABEL_COMPONENT: Component.CODES.value}
         )
         async for secret in codes:
             assert secret.metadata is not None
@@ -438,7 +442,14 @@ async def _until_connected(context: BrowserContext, url: str, token: str) -> flo
 
 
 async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
-    results: dict[str, Any] = {}
+    results: dict[str, Any] = {"machine_before": os.getloadavg()}
+
+    def report(phase: str, result: dict[str, Any]) -> None:
+        results[phase] = result
+        print(json.dumps(result, indent=2), flush=True)
+        if args.json:  # after every phase, so a later failure keeps what was measured
+            args.json.write_text(json.dumps(results, indent=2))
+
     pairs = (args.idle + 1) // 2
     print(f"creating {pairs} 1:1 sessions through the operator …", flush=True)
     sessions = await create_sessions(stack.kubeconfig, pairs, "idle")
@@ -447,16 +458,14 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
     print(f"signaling knows all sessions; RSS {rss_bytes(stack.signaling_pid) / 2**20:.1f} MB")
     if args.idle:
         print(f"phase 1: {args.idle} idle sockets, held {args.hold:.0f} s …", flush=True)
-        results["idle"] = await idle_sockets(stack, sessions, args.idle, args.hold, args.in_flight)
-        print(json.dumps(results["idle"], indent=2), flush=True)
+        report("idle", await idle_sockets(stack, sessions, args.idle, args.hold, args.in_flight))
     if args.joins:
         print(f"phase 2: {args.joins} joins by handle + code …", flush=True)
-        results["joins"] = await joins(stack, sessions, args.joins, args.in_flight)
-        print(json.dumps(results["joins"], indent=2), flush=True)
+        report("joins", await joins(stack, sessions, args.joins, args.in_flight))
     if args.browser_runs:
         print(f"phase 3: {args.browser_runs} 1:1 calls in Chromium …", flush=True)
-        results["chromium"] = await browser_latency(stack, args.browser_runs, indexed=pairs)
-        print(json.dumps(results["chromium"], indent=2), flush=True)
+        report("chromium", await browser_latency(stack, args.browser_runs, indexed=pairs))
+    results["machine_after"] = os.getloadavg()
     return results
 
 
@@ -476,10 +485,7 @@ def main() -> int:
         running_stack(Path(directory)) as stack,
     ):
         results = asyncio.run(run(args, stack))
-    results["machine_after"] = os.getloadavg()
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
-    print(json.dumps(results, indent=2))
+    print(json.dumps(results))
     return 0
 
 

@@ -17,7 +17,7 @@ import sys
 import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeVar
 
 from sprechzimmer.contract.keys import shared_turn_secret
 from sprechzimmer.devcluster.cluster import (
@@ -38,6 +38,7 @@ ADDON_ORDER: Final = ("turn", "operator", "signaling")
 _NEEDS: Final = {"signaling": ("turn",)}
 _STUN_MAGIC: Final = 0x2112A442
 _STUN_BINDING_REQUEST: Final = 0x0001
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,23 @@ def _write_shared_key(cluster: LocalCluster) -> str:
     return key.read_text()
 
 
+def _wait_ready(
+    cluster: LocalCluster,
+    name: str,
+    what: str,
+    timeout: float,
+    probe: Callable[[_T], bool],
+    target: _T,
+) -> None:
+    """Wait for ``probe(target)``; on timeout, say why with the end of the add-on's log."""
+    try:
+        wait_for(what, lambda: probe(target), timeout, alive=cluster.check_alive)
+    except ClusterError as error:
+        log = cluster.layout.logs / f"{name}.log"
+        tail = log.read_text(errors="replace").splitlines()[-15:] if log.exists() else []
+        raise ClusterError(f"{error}; last lines of {log}:\n" + "\n".join(tail)) from None
+
+
 def _http_ok(url: str) -> bool:
     with urllib.request.urlopen(url, timeout=2) as response:
         return bool(response.status == 200)
@@ -142,11 +160,8 @@ def start_turn(cluster: LocalCluster, context: AddonContext) -> dict[str, str]:
     if turnserver is None:
         raise ClusterError("coturn is not installed; `make packages` installs it")
     cluster.spawn("turn", [turnserver, "-c", str(config)])
-    wait_for(
-        "TURN server answering on UDP",
-        lambda: stun_answers(context.turn_port),
-        30,
-        alive=cluster.check_alive,
+    _wait_ready(
+        cluster, "turn", "TURN server answering on UDP", 30, stun_answers, context.turn_port
     )
     return {"TURN_URL": f"turn:127.0.0.1:{context.turn_port}"}
 
@@ -164,9 +179,7 @@ def start_operator(cluster: LocalCluster, context: AddonContext) -> dict[str, st
         env["SPRECHZIMMER_OPERATOR_SIGNALING_URL"] = context.signaling_url
     cluster.spawn("operator", [sys.executable, "-m", "sprechzimmer.operator"], env=env)
     base = f"http://127.0.0.1:{context.operator_port}"
-    wait_for(
-        "operator /healthz", lambda: _http_ok(base + "/healthz"), 60, alive=cluster.check_alive
-    )
+    _wait_ready(cluster, "operator", "operator /healthz", 60, _http_ok, base + "/healthz")
     return {"OPERATOR_METRICS_URL": base + "/metrics", "OPERATOR_HEALTH_URL": base + "/healthz"}
 
 
@@ -186,12 +199,8 @@ def start_signaling(cluster: LocalCluster, context: AddonContext) -> dict[str, s
             "SPRECHZIMMER_SIGNALING_REPLICA_NAME": "signaling-local",
         },
     )
-    wait_for(
-        "signaling /readyz",
-        lambda: _http_ok(context.signaling_url + "/readyz"),
-        90,
-        alive=cluster.check_alive,
-    )
+    readyz = context.signaling_url + "/readyz"
+    _wait_ready(cluster, "signaling", "signaling /readyz", 90, _http_ok, readyz)
     return {"SIGNALING_URL": context.signaling_url}
 
 

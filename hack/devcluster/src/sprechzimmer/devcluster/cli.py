@@ -215,7 +215,10 @@ def join_links(state: Path, timeout: float = 30.0) -> dict[SecretKey, str]:
 def links(state: Path) -> int:
     """Print the 1:1 sample's two join links, for a person to open in two browser windows."""
     if "SIGNALING_URL" not in (state / "endpoints.env").read_text():
-        print("signaling does not run in this cluster; `make down && make up` starts it", file=sys.stderr)
+        print(
+            "signaling does not run in this cluster; `make down && make up` starts it",
+            file=sys.stderr,
+        )
         return 1
     found = join_links(state)
     name = yaml.safe_load(ONE_TO_ONE_SAMPLE.read_text())["metadata"]["name"]
