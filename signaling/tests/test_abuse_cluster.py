@@ -83,6 +83,10 @@ async def test_fuzz_floods_and_guesses_leave_a_running_call_alone(
             await person.close()
             return str(answer.get("code") or answer["type"])
 
+        # A page of another origin cannot open the socket at all.
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await Person(http, sig.url).connect(origin="https://evil.example")
+        assert refused.value.status == 403
         # A crowd on the occupied client seat (before this address is throttled) ...
         crowded = await asyncio.gather(*(crowd() for _ in range(100)))
         assert set(crowded) == {"full"}

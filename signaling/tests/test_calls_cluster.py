@@ -16,6 +16,8 @@ from lightkube import Client
 from lightkube.resources.core_v1 import Secret
 from signaling_process import Person
 from sprechzimmer.contract import SecretKey
+from sprechzimmer.contract.keys import shared_turn_secret, turn_rest_credentials
+from sprechzimmer.contract.rfc3339 import parse_time
 
 pytestmark = pytest.mark.cluster
 
@@ -44,7 +46,8 @@ def sloppy(code: str) -> str:
 async def test_one_to_one_by_link_and_code_with_presence_and_billing(
     operator: Any, start_signaling: StartSignaling, namespace: str, kube: Client
 ) -> None:
-    sig = start_signaling()
+    turn_urls = "turn:127.0.0.1:3478?transport=udp,turn:127.0.0.1:3478?transport=tcp"
+    sig = start_signaling(turn_urls=turn_urls, relay_only="true")
     secrets_ = ready_session(kube, namespace, "eins")
     support.wait_for("Ready", support.phase_is(kube, namespace, "eins", "Ready"))
     async with aiohttp.ClientSession() as http:
@@ -56,6 +59,17 @@ async def test_one_to_one_by_link_and_code_with_presence_and_billing(
         assert welcome["mode"] == "PeerToPeer"
         assert welcome["state"] == "open"
         assert welcome["maxParticipants"] == 2
+        # Only the platform's TURN server, with REST credentials that end by expiresAt.
+        assert welcome["iceTransportPolicy"] == "relay"
+        [server] = welcome["iceServers"]
+        assert server["urls"] == turn_urls.split(",")
+        expiry = int(server["username"].split(":")[0])
+        assert expiry <= parse_time(welcome["expiresAt"]).timestamp()  # type: ignore[union-attr]
+        secret = shared_turn_secret(support.SHARED_KEY.encode())
+        assert turn_rest_credentials(secret, expiry, server["username"].split(":")[1]) == (
+            server["username"],
+            server["credential"],
+        )
         c_welcome = await client.hello(
             {"host": " Dr-Muster", "code": sloppy(secrets_[SecretKey.CLIENT_CODE.value])}
         )
