@@ -9,6 +9,7 @@ page creates is kept in `window.__testPeerConnections` for `getStats()`.
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import subprocess
 from collections.abc import AsyncIterator
@@ -32,6 +33,10 @@ CHROMIUM_ARGS = [
 ]
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 800}
+# Every connection the page made but one is closed (the old ones were let go).
+ONE_OPEN_CONNECTION = """
+() => window.__testPeerConnections.filter((pc) => pc.connectionState !== "closed").length === 1
+"""
 STATES = ("consent", "waiting", "connecting", "connected", "reconnecting", "ended", "error")
 
 _RECORD_PEER_CONNECTIONS = """
@@ -52,7 +57,7 @@ _RECORD_PEER_CONNECTIONS = """
 _INBOUND_STATS = """
 async () => {
   const totals = {framesDecoded: 0, audioPacketsReceived: 0, videoPacketsReceived: 0,
-                  relayPairs: 0, pairs: 0};
+                  relayPairs: 0, pairs: 0, framesByStream: {}};
   for (const pc of window.__testPeerConnections) {
     if (pc.connectionState === "closed") continue;
     const report = await pc.getStats();
@@ -61,6 +66,7 @@ async () => {
     report.forEach((s) => {
       if (s.type === "inbound-rtp" && s.kind === "video") {
         totals.framesDecoded += s.framesDecoded ?? 0;
+        totals.framesByStream[`${s.id}`] = s.framesDecoded ?? 0;
         totals.videoPacketsReceived += s.packetsReceived ?? 0;
       }
       if (s.type === "inbound-rtp" && s.kind === "audio") {
@@ -121,7 +127,31 @@ async def inbound_stats(page: Page) -> dict[str, Any]:
     return stats
 
 
+async def media_flowing(page: Page, *, streams: int = 1, within: float = 30) -> dict[str, Any]:
+    """Wait until decoded frames rise on at least *streams* incoming videos and audio packets
+    keep arriving; returns the last stats."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    before = await inbound_stats(page)
+    while True:
+        await asyncio.sleep(0.5)  # poll interval while waiting for the counters to move
+        now = await inbound_stats(page)
+        rising_videos = sum(
+            1
+            for stream, frames in now["framesByStream"].items()
+            if frames > before["framesByStream"].get(stream, 0) > 0
+        )
+        audio = now["audioPacketsReceived"] > before["audioPacketsReceived"] > 0
+        if rising_videos >= streams and audio:
+            return now
+        assert loop.time() < deadline, f"media not flowing: {before} → {now}"
+        before = now
+
+
 async def screenshot(page: Page, directory: Path, name: str) -> Path:
+    """A full-page PNG in *directory*, or in $SPRECHZIMMER_SCREENSHOTS to look at them."""
+    directory = Path(os.environ.get("SPRECHZIMMER_SCREENSHOTS", directory))
+    directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{name}.png"
     await page.screenshot(path=str(path), full_page=True)
     return path

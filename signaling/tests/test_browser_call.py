@@ -8,7 +8,6 @@ joins by the invitation link, the other by practice handle + code typed on the s
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,11 +19,12 @@ from zoneinfo import ZoneInfo
 import pytest
 import support  # operator/tests/support.py, put on the path by conftest.py
 from browser import (
+    ONE_OPEN_CONNECTION,
     PHONE,
     chromium,
     in_viewport,
-    inbound_stats,
     layout_problems,
+    media_flowing,
     new_context,
     screenshot,
     shared_turn,
@@ -37,10 +37,6 @@ from sprechzimmer.contract import SecretKey
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
-ONE_OPEN_CONNECTION = """
-() => window.__testPeerConnections.filter((pc) => pc.connectionState !== "closed").length === 1
-"""
-
 
 def invitation(kube: Client, namespace: str, name: str) -> dict[str, str]:
     """What the practice's web app would copy from the codes Secret into invitations."""
@@ -52,27 +48,9 @@ def invitation(kube: Client, namespace: str, name: str) -> dict[str, str]:
     return {key.value: base64.b64decode(data[key.value]).decode() for key in SecretKey}
 
 
-async def flowing(page: Page, within: float = 30) -> dict[str, Any]:
-    """Wait until decoded video frames and audio packets from the other person keep rising."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    before = await inbound_stats(page)
-    while True:
-        await asyncio.sleep(0.5)  # poll interval while waiting for the counters to move
-        now = await inbound_stats(page)
-        rising = (
-            now["framesDecoded"] > before["framesDecoded"] > 0
-            and now["audioPacketsReceived"] > before["audioPacketsReceived"] > 0
-        )
-        if rising:
-            return now
-        assert loop.time() < deadline, f"media not flowing: {before} → {now}"
-        before = now
-
-
 async def assert_call_through_turn(*pages: Page) -> None:
     for page in pages:
-        stats = await flowing(page)
+        stats = await media_flowing(page)
         assert stats["pairs"] >= 1
         assert stats["relayPairs"] == stats["pairs"], stats  # relay only: through TURN
         assert await page.locator("video[data-remote]").count() == 1

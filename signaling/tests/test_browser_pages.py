@@ -4,13 +4,12 @@ English, the consent text, the call page's error states, and screenshots of the 
 pages at phone (390 x 844) and desktop (1280 x 800) size in both languages, each checked for what a
 person would stumble over (sideways scrolling, cut-off or tiny controls, unlabelled inputs).
 
-Screenshots are written to the test's tmp_path (or to $SPRECHZIMMER_SCREENSHOTS) for a person to
+Screenshots are written to the test's tmp_path, or to $SPRECHZIMMER_SCREENSHOTS for a person to
 look at.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -43,13 +42,6 @@ CONSENT = {
 }
 
 
-@pytest.fixture
-def shots(tmp_path: Path) -> Path:
-    directory = Path(os.environ.get("SPRECHZIMMER_SCREENSHOTS", tmp_path))
-    directory.mkdir(parents=True, exist_ok=True)
-    return directory
-
-
 async def page_at(browser: Browser, size: str) -> Page:
     context = await new_context(browser, viewport=SIZES[size])
     return await context.new_page()
@@ -62,7 +54,7 @@ async def type_code(page: Page, host: str, code: str) -> None:
 
 
 async def test_pages_in_both_languages_at_phone_and_desktop_size(
-    operator: Any, kube: Client, namespace: str, start_signaling: Any, shots: Path
+    operator: Any, kube: Client, namespace: str, start_signaling: Any, tmp_path: Path
 ) -> None:
     signaling = start_signaling()
     support.create_session(kube, namespace, "eins")
@@ -80,12 +72,12 @@ async def test_pages_in_both_languages_at_phone_and_desktop_size(
                 assert await page.get_attribute("html", "lang") == lang
                 assert await in_viewport(page, "button[type=submit]")
                 assert await layout_problems(page) == []
-                await screenshot(page, shots, f"start-{size}-{lang}")
+                await screenshot(page, tmp_path, f"start-{size}-{lang}")
                 await type_code(page, "dr-muster", "c3f-e04-d9")
                 assert MALFORMED[lang] in await page.inner_text("[role=alert]")
                 assert await page.get_attribute("input[name=code]", "aria-invalid") == "true"
                 assert await layout_problems(page) == []
-                await screenshot(page, shots, f"start-error-{size}-{lang}")
+                await screenshot(page, tmp_path, f"start-error-{size}-{lang}")
 
                 # Call page: the consent step of an invitation link.
                 await page.goto(f"{signaling.url}/j?lang={lang}#{links[lang]}")
@@ -95,7 +87,7 @@ async def test_pages_in_both_languages_at_phone_and_desktop_size(
                     assert phrase in text
                 assert await in_viewport(page, "#consent-heading")
                 assert await layout_problems(page) == []
-                await screenshot(page, shots, f"call-consent-{size}-{lang}")
+                await screenshot(page, tmp_path, f"call-consent-{size}-{lang}")
                 await page.context.close()
 
     # Wrong codes come from the server: back on the start page, beside what was typed.
@@ -111,14 +103,14 @@ async def test_pages_in_both_languages_at_phone_and_desktop_size(
             assert await page.evaluate("location.pathname") == "/"
             assert await page.input_value("input[name=host]") == "dr-muster"
             assert await page.input_value("input[name=code]") == "c3f-e04-d96"
-            await screenshot(page, shots, f"start-unknown-phone-{lang}")
+            await screenshot(page, tmp_path, f"start-unknown-phone-{lang}")
 
         # An unknown link shows its error on the call page.
         await page.goto(f"{signaling.url}/j#{'0' * 64}")
         await wait_for_state(page, "error")
         assert UNKNOWN["de"] in await page.inner_text("[role=alert]")
         assert await layout_problems(page) == []
-        await screenshot(page, shots, "call-error-phone-de")
+        await screenshot(page, tmp_path, "call-error-phone-de")
         await page.goto(f"{signaling.url}/j?lang=en#not-a-token")
         await wait_for_state(page, "error")
         assert "invitation link is incomplete" in await page.inner_text("[role=alert]")
@@ -137,4 +129,4 @@ async def test_pages_in_both_languages_at_phone_and_desktop_size(
         else:
             raise AssertionError("ten wrong codes in a row were never slowed down")
         assert re.search(r"warten Sie \d+ Sekunden? und", alert), alert
-        await screenshot(page, shots, "start-rate-limited-phone-de")
+        await screenshot(page, tmp_path, "start-rate-limited-phone-de")
