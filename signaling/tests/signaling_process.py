@@ -107,11 +107,15 @@ class Person:
         self.inbox: list[dict[str, Any]] = []
         self.close_code: int | None = None
 
-    async def connect(self, origin: str | None = None) -> Person:
+    async def connect(self, origin: str | None = None, address: str | None = None) -> Person:
+        """Open /ws; ``address`` poses as that client behind a trusted proxy (X-Forwarded-For,
+        honoured only by a server started with FORWARDED_HOPS=1)."""
+        headers = {"X-Forwarded-For": address} if address else None
         self.ws = await self.http.ws_connect(
             self.url.replace("http", "ws", 1) + "/ws",
             origin=origin or self.url,
             max_msg_size=0,
+            headers=headers,
         )
         return self
 
@@ -152,6 +156,13 @@ class Person:
                 return message
             if message["type"] == "closed" and kind != "closed":
                 raise AssertionError(f"closed ({message['code']}) while waiting for {kind}")
+
+    async def expect_or_seen(self, kind: str, within: float = 30.0, **fields: Any) -> None:
+        """Like ``expect``, but content with a matching message skipped over earlier."""
+        if not any(
+            m["type"] == kind and all(m.get(k) == v for k, v in fields.items()) for m in self.inbox
+        ):
+            await self.expect(kind, within, **fields)
 
     async def closed(self, within: float = 30.0) -> int | None:
         await self.expect("closed", within)

@@ -87,8 +87,9 @@ async def test_group_call_through_signaling(
             client = media.Client(
                 welcome["you"],
                 sfu,
-                SignalledTurn(welcome["iceServers"][0]),
-                seed=seed,  # type: ignore[arg-type]
+                SignalledTurn(welcome["iceServers"][0]),  # type: ignore[arg-type]
+                seed=seed,
+                loudness=0.6 if seed == 0 else 0.003,  # the host speaks
             )
             await client.pc.setLocalDescription(await client.pc.createOffer())
             await person.send(
@@ -121,6 +122,9 @@ async def test_group_call_through_signaling(
                 "every participant to receive two videos",
             )
             assert all(c.slots_receiving("audio", 10) >= 2 for c in clients)
+            # The SFU's active speaker reaches everyone as a peer id: the loud host.
+            for person in people[1:]:
+                await person.expect_or_seen("speaker", 30, peer=ids[0])
             support.wait_for(
                 "presence 3 and Active",
                 lambda: (
