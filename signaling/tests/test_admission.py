@@ -29,6 +29,8 @@ def index_of(*bodies: dict) -> SessionIndex:
         (CodeAuth("dr-muster", CLIENT_CODE), Role.CLIENT),
         (CodeAuth(" Dr-Muster ", "C3F E04 D96"), Role.HOST),  # sloppy input is normalised
         (CodeAuth("dr-muster", "a11b22c33"), Role.CLIENT),
+        (CodeAuth("Dr Muster", "c3fe04d96"), Role.HOST),
+        (CodeAuth("DR_MUSTER\t", "c3f.e04.d96"), Role.HOST),
         (CodeAuth("dr-muster", "a11\u2013b22\u2013c33"), Role.CLIENT),  # en dashes (Word)
         (LinkAuth(HOST_TOKEN), Role.HOST),
         (LinkAuth(CLIENT_TOKEN.upper()), Role.CLIENT),

@@ -11,6 +11,7 @@ final comparison is constant-time.
 from __future__ import annotations
 
 import hmac
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
@@ -26,6 +27,7 @@ from .sessions import CODE_KINDS, LINK_KINDS, DigestKind, SessionIndex, SessionV
 _PLACEHOLDER_CODE: Final = "000-000-000"
 _PLACEHOLDER_HOST: Final = "invalid"
 _PLACEHOLDER_TOKEN: Final = "0" * 64
+_HOST_JUNK: Final = re.compile("[\\s_\u2013\u2014-]+")
 OPEN_PHASES: Final = frozenset({Phase.READY, Phase.ACTIVE})
 
 
@@ -42,8 +44,10 @@ class Rejected:
 
 
 def normalize_host(text: str) -> str | None:
-    """A practice handle as typed (``Dr-Muster ``) → ``dr-muster``, or None if it cannot be one."""
-    host = text.strip().lower()
+    """A practice handle as typed (``Dr Muster ``) → ``dr-muster``, or None if it cannot be one.
+
+    Case, surrounding space and spaces/underscores/dashes of any kind inside are forgiven."""
+    host = _HOST_JUNK.sub("-", text.strip().lower())
     return host if DNS1123_LABEL.fullmatch(host) else None
 
 
