@@ -78,10 +78,24 @@ def test_remote_owner_is_none_for_ourselves_or_nobody() -> None:
     live = replicas(lease("a"), lease("b"))
     mine = owner("uid-1", live, T0)
     assert mine is not None
-    assert remote_owner("uid-1", live, mine.name, T0) is None
+    assert remote_owner("uid-1", {}, live, mine.name, T0) is None
     other = "b" if mine.name == "a" else "a"
-    assert remote_owner("uid-1", live, other, T0) == mine
-    assert remote_owner("uid-1", [], "a", T0) is None
+    assert remote_owner("uid-1", {}, live, other, T0) == mine
+    assert remote_owner("uid-1", {}, [], "a", T0) is None
+
+
+def test_a_running_call_stays_with_the_replica_that_vouches_for_it() -> None:
+    live = replicas(lease("a"), lease("b"), lease("c"))
+    hashed = owner("uid-1", live, T0)
+    assert hashed is not None
+    writer = next(r for r in live if r != hashed)
+    running = {"connected": 2, "vouchedBy": writer.name}
+    assert remote_owner("uid-1", running, live, hashed.name, T0) == writer
+    assert remote_owner("uid-1", running, live, writer.name, T0) is None
+    # Nobody connected any more, or the writer is dead: back to the hash.
+    assert remote_owner("uid-1", {**running, "connected": 0}, live, writer.name, T0) == hashed
+    dead = [r for r in live if r != writer]
+    assert remote_owner("uid-1", running, dead, "x", T0) == hashed
 
 
 def test_internal_token_is_keyed() -> None:

@@ -12,6 +12,7 @@ from conftest import StartSignaling
 from lightkube import Client
 from signaling_process import Person
 from sprechzimmer.contract import SecretKey
+from sprechzimmer.signaling.core.owner import score
 from test_calls_cluster import ready_session
 
 pytestmark = pytest.mark.cluster
@@ -59,6 +60,35 @@ async def test_one_call_across_two_replicas(
             ),
         )
         assert support.status(kube, namespace, "quer")["presence"]["vouchedBy"] == owner.name
+
+        # Scale-out: a third replica that wins the hash for this session starts. The call in
+        # progress stays with its owner: the client reconnects through the newcomer, with its
+        # resume token, and is back in the same call with the same peer id.
+        uid = support.get_session(kube, namespace, "quer")["metadata"]["uid"]  # type: ignore[index]
+        newcomer = next(
+            f"sig-c{i}"
+            for i in range(1000)
+            if score(uid, f"sig-c{i}") > max(score(uid, "sig-a"), score(uid, "sig-b"))
+        )
+        c_sig = start_signaling(newcomer)
+        for sig in (a, b, c_sig):
+            support.wait_for(
+                f"{sig.name} to see three Leases",
+                lambda sig=sig: sig.metric("sprechzimmer_signaling_replicas") == 3,  # type: ignore[misc]
+            )
+        await client.close()
+        await host.expect("roster", peers=[])
+        client = await Person(http, c_sig.url).connect()
+        again = await client.hello(
+            {"link": codes[SecretKey.CLIENT_LINK_TOKEN.value]}, resume=c["resume"]
+        )
+        assert again["you"] == c["you"]
+        assert c_sig.metric("sprechzimmer_signaling_proxied_sockets_total") == 1
+        await host.expect(
+            "roster", peers=[{"id": c["you"], "role": "client", "name": None, "joined": True}]
+        )
+        await host.send(type="sdp", to=c["you"], description={"type": "offer", "sdp": "v=0 r"})
+        assert (await client.expect("sdp"))["description"]["sdp"] == "v=0 r"
         # The owner shuts down: both sockets close with 1001 GOING_AWAY (clients reconnect).
         owner.stop()
         assert await host.closed() == 1001

@@ -81,9 +81,9 @@ async def serve(hub: Hub, ws: web.WebSocketResponse, client: str) -> None:
     if isinstance(outcome, Error):
         await close_with(ws, outcome)
         return
-    owner = remote_owner(
-        outcome.session.uid, hub.replicas, hub.settings.replica_name, datetime.now(UTC)
-    )
+    view = outcome.session
+    me = hub.settings.replica_name
+    owner = remote_owner(view.uid, view.presence, hub.replicas, me, datetime.now(UTC))
     if owner is not None:
         await forward(hub, ws, owner, outcome, hello.resume)
         return

@@ -54,10 +54,25 @@ def score(uid: str, replica: str) -> bytes:
     return hashlib.sha256(f"{uid}\x00{replica}".encode()).digest()
 
 
-def remote_owner(uid: str, replicas: Iterable[Replica], me: str, now: datetime) -> Replica | None:
+def remote_owner(
+    uid: str,
+    presence: Mapping[str, Any],
+    replicas: Iterable[Replica],
+    me: str,
+    now: datetime,
+) -> Replica | None:
     """The owner if it is another live replica; None when this one owns it (or none is live,
-    then this replica serves the session itself rather than nobody)."""
-    found = owner(uid, replicas, now)
+    then this replica serves the session itself rather than nobody).
+
+    A call in progress stays where it is: if the session's presence says people are connected
+    and its writer (``vouchedBy``) is live, that replica owns it even when a replica started
+    since would win the hash; otherwise a reconnect after a scale-out would split the call.
+    """
+    live = list(replicas)
+    writer, connected = presence.get("vouchedBy"), presence.get("connected")
+    host = next((r for r in live if r.name == writer and r.expires > now and r.address), None)
+    running = host is not None and isinstance(connected, int) and connected > 0
+    found = host if running else owner(uid, live, now)
     return None if found is None or found.name == me else found
 
 
