@@ -83,6 +83,23 @@ async def test_fuzz_floods_and_guesses_leave_a_running_call_alone(
             await person.close()
             return str(answer.get("code") or answer["type"])
 
+        # Inside a call too: a malformed or oversized frame after welcome closes only that
+        # socket (and a replaced socket ends with 4409).
+        other = ready_session(kube, namespace, "zweite")
+        first = await Person(http, sig.url).connect()
+        seat = await first.hello({"link": other[SecretKey.HOST_LINK_TOKEN.value]})
+        await first.send(type="join", name=7)
+        assert (await first.expect("error"))["code"] == "bad-message"
+        assert await first.closed() == 4400
+        second = await Person(http, sig.url).connect()
+        await second.hello({"link": other[SecretKey.HOST_LINK_TOKEN.value]}, resume=seat["resume"])
+        third = await Person(http, sig.url).connect()
+        await third.hello({"link": other[SecretKey.HOST_LINK_TOKEN.value]}, resume=seat["resume"])
+        assert (await second.expect("ended"))["reason"] == "replaced"
+        assert await second.closed() == 4409
+        await third.send(type="e2e", to="*", payload="A" * 70_000)
+        assert await third.closed() == 1009
+
         # A page of another origin cannot open the socket at all.
         with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
             await Person(http, sig.url).connect(origin="https://evil.example")
@@ -111,7 +128,7 @@ async def test_fuzz_floods_and_guesses_leave_a_running_call_alone(
     assert sig.proc is not None
     assert sig.proc.poll() is None
     bad = sum(1 for code in fuzzed if code in (4400, 1009))
-    assert sig.metric("sprechzimmer_signaling_bad_messages_total") == bad
+    assert sig.metric("sprechzimmer_signaling_bad_messages_total") == bad + 2
     assert "Traceback" not in sig.log()
 
 
