@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 from sprechzimmer.contract.keys import shared_turn_secret
 from sprechzimmer.devcluster.addons import stun_answers
 from sprechzimmer.devcluster.cluster import free_udp_and_tcp_port
@@ -119,7 +120,15 @@ async def new_context(
 async def wait_for_state(page: Page, state: str, timeout_s: float = 30) -> None:
     """Wait until the call page's `main[data-state]` is *state*."""
     assert state in STATES
-    await page.wait_for_selector(f'main[data-state="{state}"]', timeout=timeout_s * 1000)
+    try:
+        await page.wait_for_selector(f'main[data-state="{state}"]', timeout=timeout_s * 1000)
+    except PlaywrightTimeoutError:
+        seen = await page.evaluate(
+            "() => [document.querySelector('main')?.dataset.state,"
+            " [...document.querySelectorAll('[role=alert],[role=status]')]"
+            ".map((e) => e.textContent.trim()).filter(Boolean)]"
+        )
+        raise AssertionError(f"not {state} within {timeout_s}s: state, texts = {seen}") from None
 
 
 async def inbound_stats(page: Page) -> dict[str, Any]:

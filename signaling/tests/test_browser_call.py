@@ -38,10 +38,16 @@ from sprechzimmer.contract import SecretKey
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
 
-def invitation(kube: Client, namespace: str, name: str) -> dict[str, str]:
-    """What the practice's web app would copy from the codes Secret into invitations."""
+def invitation(kube: Client, namespace: str, name: str, signaling: Any) -> dict[str, str]:
+    """What the practice's web app would copy from the codes Secret into invitations, once
+    signaling's watch has the session (a link opened sooner is rightly unknown)."""
     support.wait_for(
         "codes Secret", lambda: support.status(kube, namespace, name).get("codesSecretName"), 60
+    )
+    support.wait_for(
+        "signaling to index the session",
+        lambda: signaling.metric("sprechzimmer_signaling_sessions_indexed") >= 1,
+        30,
     )
     secret = support.status(kube, namespace, name)["codesSecretName"]
     data = kube.get(Secret, secret, namespace=namespace).data or {}
@@ -91,7 +97,7 @@ async def test_one_to_one_call_by_link_and_by_code_through_turn(
         signaling = start_signaling(turn_urls=turn_url, relay_only="true")
         support.create_session(kube, namespace, "eins")
         support.wait_for("Ready", support.phase_is(kube, namespace, "eins", "Ready"), 60)
-        invite = invitation(kube, namespace, "eins")
+        invite = invitation(kube, namespace, "eins", signaling)
         token = invite[SecretKey.HOST_LINK_TOKEN.value]
         assert invite[SecretKey.HOST_LINK.value].endswith(f"/j#{token}")
 
@@ -139,7 +145,7 @@ async def test_not_started_shows_the_local_time_and_starts_by_itself(
         signaling = start_signaling(turn_urls=turn_url, relay_only="true")
         start = support.now().replace(microsecond=0) + timedelta(seconds=25)
         support.create_session(kube, namespace, "spaeter", start=start)
-        invite = invitation(kube, namespace, "spaeter")
+        invite = invitation(kube, namespace, "spaeter", signaling)
 
         async with two_people(client_timezone="America/New_York") as (host, client):
             await open_link(host, signaling.url, invite[SecretKey.HOST_LINK_TOKEN.value])
@@ -167,7 +173,7 @@ async def test_signaling_restart_mid_call_reconnects_by_itself(
         signaling = start_signaling(turn_urls=turn_url, relay_only="true")
         support.create_session(kube, namespace, "eins")
         support.wait_for("Ready", support.phase_is(kube, namespace, "eins", "Ready"), 60)
-        invite = invitation(kube, namespace, "eins")
+        invite = invitation(kube, namespace, "eins", signaling)
 
         async with two_people() as (host, client):
             await open_link(host, signaling.url, invite[SecretKey.HOST_LINK_TOKEN.value])

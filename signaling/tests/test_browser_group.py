@@ -62,7 +62,6 @@ async def test_group_call_of_three_in_chromium(
     tmp_path: Path,
 ) -> None:
     support.create_session(kube, namespace, "gruppe", clients=2)
-    invite = invitation(kube, namespace, "gruppe")
     uid = support.get_session(kube, namespace, "gruppe")["metadata"]["uid"]  # type: ignore[index]
     support.wait_for("Ready", support.phase_is(kube, namespace, "gruppe", "Ready"), 60)
     key = support.SHARED_KEY.encode()
@@ -80,6 +79,7 @@ async def test_group_call_of_three_in_chromium(
             }
         }
         signaling = start_signaling(media_override=json.dumps(override))
+        invite = invitation(kube, namespace, "gruppe", signaling)
         links = [
             invite[SecretKey.HOST_LINK_TOKEN.value],
             invite[SecretKey.CLIENT_LINK_TOKEN.value],

@@ -58,7 +58,7 @@ async def test_pages_in_both_languages_at_phone_and_desktop_size(
 ) -> None:
     signaling = start_signaling()
     support.create_session(kube, namespace, "eins")
-    invite = invitation(kube, namespace, "eins")
+    invite = invitation(kube, namespace, "eins", signaling)
     links = {
         "de": invite[SecretKey.HOST_LINK_TOKEN.value],
         "en": invite[SecretKey.CLIENT_LINK_TOKEN.value],
