@@ -163,11 +163,7 @@ class Hub:
         decision = admission.decide(found, datetime.now(UTC))
         if isinstance(decision, Rejected):
             self.metrics.joins.labels(decision.code.value).inc()
-            start = found.session.scheduled_start if found is not None else None
-            scheduled = (
-                format_time(start) if start and decision.code is ErrorCode.NOT_STARTED else None
-            )
-            return Error(decision.code, scheduled_start=scheduled)
+            return Error(decision.code)
         return decision
 
     # --- one socket ----------------------------------------------------------------------------
