@@ -297,8 +297,7 @@ class Hub:
         for target in targets:
             ws = call.sockets.get(target)
             if ws is not None:
-                with contextlib.suppress(ConnectionError, RuntimeError):
-                    await ws.send_str(frame)
+                await send_frame(ws, frame)
                 self.metrics.relayed.labels(kind).inc()
 
     async def execute(self, call: Call, effects: Effects) -> None:
@@ -473,11 +472,16 @@ class Hub:
 
 
 async def send(ws: web.WebSocketResponse, message: protocol.ServerMessage | dict[str, Any]) -> None:
-    """One frame; a socket that is already gone is not an error."""
+    """One message; a socket that is already gone is not an error."""
+    await send_frame(ws, protocol.encode(message))
+
+
+async def send_frame(ws: web.WebSocketResponse, frame: str) -> None:
+    """One text frame, given up after SEND_SECONDS (a stalled peer cannot hold up its call)."""
     if ws.closed:
         return
-    with contextlib.suppress(ConnectionError, RuntimeError):
-        await asyncio.wait_for(ws.send_str(protocol.encode(message)), SEND_SECONDS)
+    with contextlib.suppress(ConnectionError, RuntimeError, TimeoutError):
+        await asyncio.wait_for(ws.send_str(frame), SEND_SECONDS)
 
 
 async def close_with(
