@@ -150,6 +150,13 @@ async def test_one_to_one_by_link_and_code_with_presence_and_billing(
             "presence 1",
             lambda: support.status(kube, namespace, "eins")["presence"]["connected"] == 1,
         )
+        # ... and billing stops with it.
+        support.wait_for(
+            "billing stopped",
+            lambda: (
+                support.status(kube, namespace, "eins")["billing"]["billingAtCheckpoint"] is False
+            ),
+        )
         await host.close()
     log = sig.log()
     for secret in secrets_.values():
