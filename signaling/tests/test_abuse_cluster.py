@@ -99,6 +99,12 @@ async def test_fuzz_floods_and_guesses_leave_a_running_call_alone(
         assert await second.closed() == 4409
         await third.send(type="e2e", to="*", payload="A" * 70_000)
         assert await third.closed() == 1009
+        flooder = await Person(http, sig.url).connect()
+        await flooder.hello({"link": other[SecretKey.HOST_LINK_TOKEN.value]}, resume=seat["resume"])
+        for _ in range(1000):  # far beyond the 200-frame burst a browser ever needs
+            await flooder.send(type="ping")
+        assert (await flooder.expect("error"))["code"] == "rate-limited"
+        assert await flooder.closed() == 4429
 
         # A page of another origin cannot open the socket at all.
         with pytest.raises(aiohttp.WSServerHandshakeError) as refused:

@@ -13,6 +13,7 @@ from sprechzimmer.signaling.core.ratelimit import (
     HANDLE_POLICY,
     IP_POLICY,
     Limiter,
+    MessageBudget,
     Policy,
     client_key,
 )
@@ -164,3 +165,12 @@ def attacker_guesses(addresses: int, practices: int, seconds: float) -> int:
 )
 def test_attacker_budget(addresses: int, practices: int, seconds: float, guesses: int) -> None:
     assert attacker_guesses(addresses, practices, seconds) == guesses
+
+
+def test_message_budget_allows_bursts_and_a_steady_rate() -> None:
+    budget = MessageBudget(0.0, rate=10, burst=20)
+    assert all(budget.take(0.0) for _ in range(20))
+    assert not budget.take(0.0)
+    assert budget.take(0.1)  # one more token after 0.1 s at 10/s
+    assert not budget.take(0.1)
+    assert sum(budget.take(1.0 + i / 10) for i in range(100)) == 100  # 10/s is sustainable

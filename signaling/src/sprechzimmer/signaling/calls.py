@@ -54,7 +54,7 @@ from .core.protocol import (
     Speaker,
     Welcome,
 )
-from .core.ratelimit import Limiter
+from .core.ratelimit import Limiter, MessageBudget
 from .core.room import Attached, Effects, Room, slot_maps, speaker_of
 from .core.sessions import SessionIndex, SessionView
 from .core.settings import TURN_TTL_SECONDS, Settings
@@ -211,8 +211,13 @@ class Hub:
         await self.execute(call, seated.effects)
         if seated.seat.joined:
             self.mark_presence(call)
+        budget = MessageBudget(time.monotonic())
         try:
             async for message in ws:
+                if not budget.take(time.monotonic()):
+                    self.metrics.rate_limited.inc()
+                    await close_with(ws, Error(ErrorCode.RATE_LIMITED, retry_after=1))
+                    break
                 if message.type is not aiohttp.WSMsgType.TEXT:
                     if message.type is aiohttp.WSMsgType.BINARY:
                         raise ProtocolError("binary frames are not part of the protocol")

@@ -158,3 +158,24 @@ class Limiter:
     @property
     def tracked(self) -> int:
         return len(self._ips) + len(self._handles)
+
+
+class MessageBudget:
+    """Frames one socket may send: ``rate`` per second, bursts up to ``burst`` (token bucket).
+
+    A browser sends a handful per second while negotiating (ICE candidates come in bursts of
+    ten or twenty); a socket far beyond that is broken or hostile and is closed, so it cannot
+    make the call's other sockets wait for relays.
+    """
+
+    def __init__(self, now: float, rate: float = 50.0, burst: float = 200.0) -> None:
+        self._rate, self._burst = rate, burst
+        self._tokens, self._at = burst, now
+
+    def take(self, now: float) -> bool:
+        self._tokens = min(self._burst, self._tokens + (now - self._at) * self._rate)
+        self._at = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
