@@ -54,7 +54,7 @@ SESSIONS_PATH: Final = f"/apis/{API_VERSION}/{PLURAL}"
 API_ACCESS: Final[dict[tuple[str, str], frozenset[str]]] = {
     ("sprechzimmer.io", PLURAL): frozenset({"list", "watch"}),
     ("sprechzimmer.io", f"{PLURAL}/status"): frozenset({"patch"}),
-    ("coordination.k8s.io", "leases"): frozenset({"get", "list", "create", "patch"}),
+    ("coordination.k8s.io", "leases"): frozenset({"list", "create", "patch"}),
 }
 
 
