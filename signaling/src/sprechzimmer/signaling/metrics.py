@@ -18,66 +18,52 @@ MEDIA_RESULTS: Final = ("ok", "error")
 WRITE_RESULTS: Final = ("ok", "error")
 
 
+PREFIX: Final = "sprechzimmer_signaling"
+JOIN_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
-        r = self.registry
-        p = "sprechzimmer_signaling"
-        self.sockets = Gauge(f"{p}_sockets", "Open WebSockets (browsers and proxied).", registry=r)
-        self.rooms = Gauge(
-            f"{p}_rooms", "Calls with at least one seat on this replica.", registry=r
+
+        def gauge(name: str, doc: str) -> Gauge:
+            return Gauge(f"{PREFIX}_{name}", doc, registry=self.registry)
+
+        def counter(name: str, doc: str, label: str = "", values: tuple[str, ...] = ()) -> Counter:
+            made = Counter(
+                f"{PREFIX}_{name}", doc, [label] if label else [], registry=self.registry
+            )
+            for value in values:  # every series exists from the start, at 0
+                made.labels(value)
+            return made
+
+        self.sockets = gauge("sockets", "Open WebSockets (browsers and proxied).")
+        self.rooms = gauge("rooms", "Calls with at least one seat on this replica.")
+        self.replicas = gauge("replicas", "Signaling replicas with a presence Lease.")
+        self.sessions = gauge("sessions_indexed", "VideoSessions in the index.")
+        self.joins = counter(
+            "joins_total", "Admission results (hello → welcome or error).", "result", JOIN_RESULTS
         )
-        self.replicas = Gauge(
-            f"{p}_replicas", "Signaling replicas with a presence Lease (live or not).", registry=r
+        self.rejected = counter("rejected_attempts_total", "Wrong codes or links.")
+        self.rate_limited = counter("rate_limited_total", "Attempts refused with a delay (429).")
+        self.relayed = counter(
+            "relayed_messages_total", "Messages routed between people.", "type", RELAYED_TYPES
         )
-        self.sessions = Gauge(f"{p}_sessions_indexed", "VideoSessions in the index.", registry=r)
-        self.joins = Counter(
-            f"{p}_joins_total",
-            "Admission results (hello → welcome or error).",
-            ["result"],
-            registry=r,
+        self.bad_messages = counter(
+            "bad_messages_total", "Sockets closed for a malformed or oversized message."
         )
-        self.rejected = Counter(
-            f"{p}_rejected_attempts_total",
-            "Wrong codes or links (counted towards the growing delays).",
-            registry=r,
+        self.media_requests = counter(
+            "media_requests_total", "Control API requests to media pods.", "result", MEDIA_RESULTS
         )
-        self.rate_limited = Counter(
-            f"{p}_rate_limited_total", "Attempts refused with a delay (429).", registry=r
+        self.presence_writes = counter(
+            "presence_writes_total", "status.presence patches.", "result", WRITE_RESULTS
         )
-        self.relayed = Counter(
-            f"{p}_relayed_messages_total", "Messages routed between people.", ["type"], registry=r
-        )
-        self.bad_messages = Counter(
-            f"{p}_bad_messages_total",
-            "Sockets closed for a malformed or oversized message.",
-            registry=r,
+        self.proxied = counter(
+            "proxied_sockets_total", "Sockets forwarded to the session's owner replica."
         )
         self.join_latency = Histogram(
-            f"{p}_join_latency_seconds",
+            f"{PREFIX}_join_latency_seconds",
             "From hello to welcome (admission, seat, credentials).",
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
-            registry=r,
+            buckets=JOIN_BUCKETS,
+            registry=self.registry,
         )
-        self.media_requests = Counter(
-            f"{p}_media_requests_total",
-            "Control API requests to media pods.",
-            ["result"],
-            registry=r,
-        )
-        self.presence_writes = Counter(
-            f"{p}_presence_writes_total", "status.presence patches.", ["result"], registry=r
-        )
-        self.proxied = Counter(
-            f"{p}_proxied_sockets_total",
-            "Sockets forwarded to the session's owner replica.",
-            registry=r,
-        )
-        for result in JOIN_RESULTS:
-            self.joins.labels(result)
-        for kind in RELAYED_TYPES:
-            self.relayed.labels(kind)
-        for result in MEDIA_RESULTS:
-            self.media_requests.labels(result)
-        for result in WRITE_RESULTS:
-            self.presence_writes.labels(result)
