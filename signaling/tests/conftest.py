@@ -60,9 +60,11 @@ def operator(cluster: Any, namespace: str, kube: Any, tmp_path: Path) -> Iterato
 def start_signaling(cluster: Any, namespace: str, tmp_path: Path) -> Iterator[StartSignaling]:
     started: list[SignalingProcess] = []
 
-    def start(name: str = "sig-a", **settings: str) -> SignalingProcess:
+    def start(
+        name: str = "sig-a", kubeconfig: Path | None = None, **settings: str
+    ) -> SignalingProcess:
         process = SignalingProcess(
-            cluster.kubeconfig,
+            kubeconfig or cluster.kubeconfig,
             tmp_path / f"{name}.log",
             name,
             namespace,
