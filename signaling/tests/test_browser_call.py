@@ -143,7 +143,8 @@ async def test_not_started_shows_the_local_time_and_starts_by_itself(
 ) -> None:
     async with shared_turn(tmp_path, support.SHARED_KEY) as turn_url:
         signaling = start_signaling(turn_urls=turn_url, relay_only="true")
-        start = support.now().replace(microsecond=0) + timedelta(seconds=25)
+        # Far enough ahead that two browsers are in before it, even on a busy machine.
+        start = support.now().replace(microsecond=0) + timedelta(seconds=45)
         support.create_session(kube, namespace, "spaeter", start=start)
         invite = invitation(kube, namespace, "spaeter", signaling)
 
@@ -152,6 +153,7 @@ async def test_not_started_shows_the_local_time_and_starts_by_itself(
             await host.click("button[name=consent]")
             await enter_code(client, signaling.url, invite[SecretKey.CLIENT_CODE.value])
             await client.click("button[name=consent]")
+            assert support.now() < start, "setting up took longer than the time to the start"
             for page, zone in ((host, "Europe/Berlin"), (client, "America/New_York")):
                 await wait_for_state(page, "waiting")
                 status = await page.inner_text("#call-status")
