@@ -48,12 +48,10 @@ def test_rules_grant_exactly_what_the_code_uses() -> None:
 
 def account_kubeconfig(cluster: Any, path: Path) -> Path:
     """The admin kubeconfig with its user swapped for a token of the signaling account."""
-    if cluster.kubectl("get", "namespace", SYSTEM_NAMESPACE, check=False).returncode:
-        cluster.kubectl("create", "namespace", SYSTEM_NAMESPACE)
+    cluster.kubectl("create", "namespace", SYSTEM_NAMESPACE, check=False)  # may exist already
     cluster.kubectl("apply", "-f", str(RBAC))
-    token = cluster.kubectl(
-        "create", "token", ACCOUNT, "-n", SYSTEM_NAMESPACE, "--duration=1h"
-    ).stdout.strip()
+    request = ("create", "token", ACCOUNT, f"--namespace={SYSTEM_NAMESPACE}", "--duration=1h")
+    token = cluster.kubectl(*request).stdout.strip()
     config = yaml.safe_load(cluster.kubeconfig.read_text())
     config["users"] = [{"name": ACCOUNT, "user": {"token": token}}]
     for context in config["contexts"]:
