@@ -53,21 +53,24 @@ def language(request: web.Request) -> str:
 
 
 class _Pages:
-    """Pre-rendered pages: two templates by two languages, built once at start."""
+    """Pre-rendered pages: two pages by two languages, built once at start. Each page is its
+    template (the ``<main>``) inside ``layout.html`` (head, header, language switch)."""
 
     def __init__(self) -> None:
         strings = load_strings()
+        layout = (TEMPLATES_DIR / "layout.html").read_text("utf-8")
         self._html: dict[tuple[str, str], bytes] = {}
         for name in ("start", "call"):
-            template = (TEMPLATES_DIR / f"{name}.html").read_text("utf-8")
+            page = layout.replace("<!-- page -->\n", (TEMPLATES_DIR / f"{name}.html").read_text())
             for lang in LANGUAGES:
-                other = next(x for x in LANGUAGES if x != lang)
                 extra = {
                     "lang": lang,
+                    "other_lang": next(x for x in LANGUAGES if x != lang),
+                    "page": name,
+                    "title": strings[lang][f"title.{name}"],
                     "strings_json": json.dumps(strings[lang], ensure_ascii=False),
-                    "other_lang": other,
                 }
-                self._html[(name, lang)] = render(template, strings[lang], extra).encode()
+                self._html[(name, lang)] = render(page, strings[lang], extra).encode()
 
     def handler(self, name: str) -> Handler:
         async def handle(request: web.Request) -> web.StreamResponse:
