@@ -47,6 +47,15 @@ async def page_at(browser: Browser, size: str) -> Page:
     return await context.new_page()
 
 
+async def tab_to(page: Page, selector: str, most: int = 10) -> None:
+    """Press Tab until *selector* has the focus (as a keyboard user would)."""
+    for _ in range(most):
+        await page.keyboard.press("Tab")
+        if await page.evaluate("s => document.activeElement.matches(s)", selector):
+            return
+    raise AssertionError(f"{selector} not reached with {most} presses of Tab")
+
+
 async def type_code(page: Page, host: str, code: str) -> None:
     await page.fill("input[name=host]", host)
     await page.fill("input[name=code]", code)
@@ -89,6 +98,21 @@ async def test_pages_in_both_languages_at_phone_and_desktop_size(
                 assert await layout_problems(page) == []
                 await screenshot(page, tmp_path, f"call-consent-{size}-{lang}")
                 await page.context.close()
+
+        # Keyboard only: Tab to the fields, Enter to go on, Enter to agree.
+        page = await page_at(browser, "desktop")
+        await page.goto(f"{signaling.url}/")
+        await tab_to(page, "input[name=host]")
+        await page.keyboard.type("dr-muster")
+        await page.keyboard.press("Tab")
+        await page.keyboard.type(invite[SecretKey.CLIENT_CODE.value].replace("-", ""))
+        await page.keyboard.press("Enter")
+        await wait_for_state(page, "consent")
+        assert await page.evaluate("document.activeElement.id") == "consent-heading"
+        await tab_to(page, "button[name=consent]")
+        await page.keyboard.press("Enter")
+        await wait_for_state(page, "waiting")
+        await page.context.close()
 
     # Wrong codes come from the server: back on the start page, beside what was typed.
     async with chromium() as browser:
