@@ -20,9 +20,12 @@ sessions through the operator, reads their links and codes from the codes Secret
    tests) open the host and the client link at the same time and give consent; the latency of a
    page is from ``goto`` to ``main[data-state=connected]``.
 
-Loopback only; bounded in count and time (every wait has a timeout). The load generator runs on
-the same two cores as everything else: the signaling process's own CPU is what the per-core
-numbers divide by. Prints what else was running (load average, busiest processes) first.
+Before each phase the bench waits until every session is Ready (no operator writes still on
+their way) and the signaling process is idle (< 5 % CPU over half a second), so a phase measures
+only itself. Loopback only; bounded in count and time (every wait has a timeout). The load
+generator runs on the same two cores as everything else: the signaling process's own CPU is what
+the per-core numbers divide by. Prints what else was running (load average, busiest processes)
+first. ``--json`` keeps the results (written after every phase), ``--logs`` the components' logs.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import contextlib
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -178,13 +182,15 @@ async def create_sessions(kubeconfig: Path, count: int, prefix: str) -> list[Cre
 async def _credentials(
     client: AsyncClient, namespace: str, count: int, within: float
 ) -> list[Credentials]:
-    """Links and codes from the codes Secrets, once the operator has issued all ``count``."""
+    """Links and codes from the codes Secrets, once all ``count`` sessions are Ready."""
     deadline = time.monotonic() + within
     while True:
+        # Only sessions the operator has finished with: Ready, so no more writes (and watch
+        # events for signaling) are on their way while the phases measure.
         hosts = {
             s.metadata.uid: s["spec"]["host"]
             async for s in client.list(VideoSession, namespace=namespace)
-            if s.metadata is not None
+            if s.metadata is not None and (s.get("status") or {}).get("phase") == "Ready"
         }
         found: list[Credentials] = []
         codes = client.list(
@@ -219,11 +225,22 @@ class Refused(Exception):
 
 
 async def hello(
-    http: aiohttp.ClientSession, url: str, auth: dict[str, str], within: float = 30.0
+    http: aiohttp.ClientSession,
+    url: str,
+    auth: dict[str, str],
+    within: float = 30.0,
+    connected: list[float] | None = None,
 ) -> aiohttp.ClientWebSocketResponse:
-    """Open /ws, say hello, return the socket once ``welcome`` arrived (else raise Refused)."""
+    """Open /ws, say hello, return the socket once ``welcome`` arrived (else raise Refused).
+
+    ``connected`` collects the seconds the WebSocket upgrade took (TCP + HTTP), apart from
+    hello → welcome.
+    """
     async with asyncio.timeout(within):
+        began = time.monotonic()
         ws = await http.ws_connect(url + "/ws", origin=url, autoping=True)
+        if connected is not None:
+            connected.append(time.monotonic() - began)
         try:
             await ws.send_str(json.dumps({"v": 1, "type": "hello", "auth": auth}))
             answer = await ws.receive()
@@ -343,12 +360,24 @@ async def idle_sockets(
     }
 
 
+async def settle(pid: int, within: float = 60.0) -> float:
+    """Wait until ``pid`` uses under 5 % of a core over half a second; return the seconds."""
+    began = time.monotonic()
+    while time.monotonic() - began < within:
+        cpu0 = cpu_seconds(pid)
+        await asyncio.sleep(0.5)  # sampling the process's CPU, bounded by ``within``
+        if cpu_seconds(pid) - cpu0 < 0.025:
+            break
+    return round(time.monotonic() - began, 1)
+
+
 async def joins(
     stack: Stack, sessions: list[Credentials], total: int, in_flight: int
 ) -> dict[str, Any]:
     """Phase 2: connect + hello(host, code) + welcome + close, ``total`` times."""
     pid = stack.signaling_pid
     latencies: list[float] = []
+    upgrades: list[float] = []
     refused: Counter[str] = Counter()
     connector = aiohttp.TCPConnector(limit=0, force_close=True)
     async with aiohttp.ClientSession(connector=connector) as http:
@@ -361,9 +390,8 @@ async def joins(
             async def join_one() -> None:
                 began = time.monotonic()
                 try:
-                    ws = await hello(
-                        http, stack.signaling_url, {"host": credentials.host, "code": typed}
-                    )
+                    auth = {"host": credentials.host, "code": typed}
+                    ws = await hello(http, stack.signaling_url, auth, connected=upgrades)
                 except (Refused, aiohttp.ClientError, TimeoutError) as error:
                     refused[type(error).__name__ + ": " + str(error)[:60]] += 1
                     return
@@ -388,6 +416,9 @@ async def joins(
         "load_generator_cpu_percent": round(100 * own_cpu / wall, 1),
         "p50_ms": round(1000 * quantile(latencies, 0.50), 1),
         "p99_ms": round(1000 * quantile(latencies, 0.99), 1),
+        "upgrade_p50_ms": round(1000 * quantile(upgrades, 0.50), 1),
+        "upgrade_p99_ms": round(1000 * quantile(upgrades, 0.99), 1),
+        "over_1s": sum(1 for t in latencies if t > 1.0),
     }
 
 
@@ -400,6 +431,7 @@ async def browser_latency(stack: Stack, runs: int, indexed: int) -> dict[str, An
     async with aiohttp.ClientSession() as http:
         await until_indexed(http, stack.signaling_url, indexed + runs, within=60)
     samples: list[float] = []
+    consented: list[float] = []
     failures: Counter[str] = Counter()
     async with chromium() as browser:
         for credentials in sessions:
@@ -417,7 +449,8 @@ async def browser_latency(stack: Stack, runs: int, indexed: int) -> dict[str, An
                 if isinstance(result, BaseException):
                     failures[type(result).__name__ + ": " + str(result)[:80]] += 1
                 else:
-                    samples.append(result)
+                    consented.append(result[0])
+                    samples.append(result[1])
     return {
         "runs": runs,
         "pages_connected": len(samples),
@@ -425,17 +458,19 @@ async def browser_latency(stack: Stack, runs: int, indexed: int) -> dict[str, An
         "p50_ms": round(1000 * quantile(samples, 0.50)),
         "p99_ms": round(1000 * quantile(samples, 0.99)),
         "max_ms": round(1000 * max(samples)) if samples else None,
+        "until_consent_clicked_p50_ms": round(1000 * quantile(consented, 0.50)),
     }
 
 
-async def _until_connected(context: BrowserContext, url: str, token: str) -> float:
-    """Seconds from opening the join link to ``connected`` (consent clicked at once)."""
+async def _until_connected(context: BrowserContext, url: str, token: str) -> tuple[float, float]:
+    """Seconds from opening the join link to consent clicked (at once) and to ``connected``."""
     page = await context.new_page()
     began = time.monotonic()
     await page.goto(f"{url}/j#{token}")
     await page.click("button[name=consent]", timeout=30_000)
+    consent = time.monotonic() - began
     await wait_for_state(page, "connected", timeout_s=60)
-    return time.monotonic() - began
+    return consent, time.monotonic() - began
 
 
 # --------------------------------------------------------------------------- main
@@ -455,13 +490,16 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
     sessions = await create_sessions(stack.kubeconfig, pairs, "idle")
     async with aiohttp.ClientSession() as http:
         await until_indexed(http, stack.signaling_url, len(sessions), within=120)
+    results["settled_before_seconds"] = await settle(stack.signaling_pid)
     print(f"signaling knows all sessions; RSS {rss_bytes(stack.signaling_pid) / 2**20:.1f} MB")
     if args.idle:
         print(f"phase 1: {args.idle} idle sockets, held {args.hold:.0f} s …", flush=True)
         report("idle", await idle_sockets(stack, sessions, args.idle, args.hold, args.in_flight))
+        results["idle"]["settled_after_close_seconds"] = await settle(stack.signaling_pid)
     if args.joins:
         print(f"phase 2: {args.joins} joins by handle + code …", flush=True)
-        report("joins", await joins(stack, sessions, args.joins, args.in_flight))
+        targets = sessions[: args.join_sessions] if args.join_sessions else sessions
+        report("joins", await joins(stack, targets, args.joins, args.in_flight))
     if args.browser_runs:
         print(f"phase 3: {args.browser_runs} 1:1 calls in Chromium …", flush=True)
         report("chromium", await browser_latency(stack, args.browser_runs, indexed=pairs))
@@ -474,17 +512,23 @@ def main() -> int:
     parser.add_argument("--idle", type=int, default=5000, help="idle sockets to admit")
     parser.add_argument("--hold", type=float, default=15.0, help="seconds to hold them idle")
     parser.add_argument("--joins", type=int, default=3000, help="joins by handle + code")
+    parser.add_argument(
+        "--join-sessions", type=int, default=0, help="joins cycle through this many (0: all)"
+    )
     parser.add_argument("--in-flight", type=int, default=64, help="concurrent opens/joins")
     parser.add_argument("--browser-runs", type=int, default=10, help="1:1 calls in Chromium")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--logs", type=Path, help="keep the components' logs here")
     args = parser.parse_args()
     print(f"RLIMIT_NOFILE raised to {raise_fd_limit(args.idle + 1000)}")
     print(machine_load(), flush=True)
-    with (
-        tempfile.TemporaryDirectory(prefix="bench-signaling-") as directory,
-        running_stack(Path(directory)) as stack,
-    ):
-        results = asyncio.run(run(args, stack))
+    with tempfile.TemporaryDirectory(prefix="bench-signaling-") as directory:
+        try:
+            with running_stack(Path(directory)) as stack:
+                results = asyncio.run(run(args, stack))
+        finally:
+            if args.logs:
+                shutil.copytree(Path(directory) / "logs", args.logs, dirs_exist_ok=True)
     print(json.dumps(results))
     return 0
 
