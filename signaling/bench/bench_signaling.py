@@ -459,6 +459,7 @@ async def browser_latency(stack: Stack, runs: int, indexed: int) -> dict[str, An
         "p99_ms": round(1000 * quantile(samples, 0.99)),
         "max_ms": round(1000 * max(samples)) if samples else None,
         "until_consent_clicked_p50_ms": round(1000 * quantile(consented, 0.50)),
+        "samples_ms": sorted(round(1000 * t) for t in samples),
     }
 
 
