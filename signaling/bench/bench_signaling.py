@@ -530,6 +530,8 @@ def main() -> int:
         finally:
             if args.logs:
                 shutil.copytree(Path(directory) / "logs", args.logs, dirs_exist_ok=True)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
     print(json.dumps(results))
     return 0
 
