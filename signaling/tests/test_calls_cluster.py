@@ -51,6 +51,13 @@ async def test_one_to_one_by_link_and_code_with_presence_and_billing(
     secrets_ = ready_session(kube, namespace, "eins")
     support.wait_for("Ready", support.phase_is(kube, namespace, "eins", "Ready"))
     async with aiohttp.ClientSession() as http:
+        # A socket that says hello and goes again without joining is not presence: no write.
+        lurker = await Person(http, sig.url).connect()
+        lurked = await lurker.hello({"link": secrets_[SecretKey.CLIENT_LINK_TOKEN.value]})
+        assert lurked["type"] == "welcome", lurked
+        await lurker.close()
+        support.wait_for("lurker gone", lambda: sig.metric("sprechzimmer_signaling_sockets") == 0)
+        assert sig.metric("sprechzimmer_signaling_sessions_indexed") >= 1  # read at scrape time
         host = await Person(http, sig.url).connect()
         client = await Person(http, sig.url).connect()
         welcome = await host.hello({"link": secrets_[SecretKey.HOST_LINK_TOKEN.value]})
@@ -82,6 +89,17 @@ async def test_one_to_one_by_link_and_code_with_presence_and_billing(
         )
         # Consent, then the second one offers to the first, through signaling.
         await host.send(type="join", name="Praxis Muster")
+        support.wait_for(
+            "presence 1",
+            lambda: (
+                (support.status(kube, namespace, "eins").get("presence") or {}).get("connected")
+                == 1
+            ),
+        )
+        # The first write of presence is the host's join (none for the lurker's hello/close).
+        writes = "sprechzimmer_signaling_presence_writes_total"
+        support.wait_for("the write counted", lambda: sig.metric(writes, result="ok") >= 1)
+        assert sig.metric(writes, result="ok") == 1
         await client.send(type="join")
         await host.expect(
             "roster",
@@ -162,7 +180,7 @@ async def test_one_to_one_by_link_and_code_with_presence_and_billing(
     for secret in secrets_.values():
         assert secret not in log
     assert "Praxis Muster" not in log
-    assert sig.metric("sprechzimmer_signaling_joins_total", result="ok") == 3
+    assert sig.metric("sprechzimmer_signaling_joins_total", result="ok") == 4  # with the lurker
 
 
 async def test_admission_errors(

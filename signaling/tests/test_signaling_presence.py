@@ -16,17 +16,8 @@ LATER = T0 + timedelta(seconds=5)
 @pytest.mark.parametrize(
     ("current", "now", "expected"),
     [
-        (
-            {},
-            Presence(0, False),
-            {
-                "connected": 0,
-                "hostConnected": False,
-                "peak": 0,
-                "changedAt": "2026-11-21T10:00:05Z",
-                "vouchedBy": "sig-a",
-            },
-        ),
+        # nobody has joined yet (a socket said hello, or said hello and went): nothing to write
+        ({}, Presence(0, False), None),
         (
             {},
             Presence(2, True),
@@ -52,6 +43,36 @@ LATER = T0 + timedelta(seconds=5)
                 "connected": 1,
                 "hostConnected": False,
                 "peak": 3,
+                "changedAt": "2026-11-21T10:00:05Z",
+                "vouchedBy": "sig-a",
+            },
+        ),
+        # the first one joins
+        (
+            {},
+            Presence(1, False),
+            {
+                "connected": 1,
+                "hostConnected": False,
+                "peak": 1,
+                "changedAt": "2026-11-21T10:00:05Z",
+                "vouchedBy": "sig-a",
+            },
+        ),
+        # everybody left again: "nobody" is written (billing stops)
+        (
+            {
+                "connected": 1,
+                "peak": 2,
+                "hostConnected": True,
+                "changedAt": "x",
+                "vouchedBy": "sig-a",
+            },
+            Presence(0, False),
+            {
+                "connected": 0,
+                "hostConnected": False,
+                "peak": 2,
                 "changedAt": "2026-11-21T10:00:05Z",
                 "vouchedBy": "sig-a",
             },

@@ -103,6 +103,7 @@ class Hub:
         self.metrics = metrics
         self.kube = kube
         self.index = index or SessionIndex()
+        metrics.sessions.set_function(lambda: len(self.index))  # read at scrape time
         self.limiter = limiter or Limiter()
         self.calls: dict[str, Call] = {}
         self.replicas: list[Replica] = []  # live presence Leases, for ownership
@@ -327,7 +328,6 @@ class Hub:
 
     def session_changed(self, view: SessionView, previous: SessionView | None) -> None:
         """From the watch: a session changed (or is gone)."""
-        self.metrics.sessions.set(len(self.index))
         call = self.calls.get(view.key)
         if call is not None and call.view.uid == view.uid and not call.ended:
             call.view = view
@@ -448,18 +448,30 @@ class Hub:
 
     # --- presence ------------------------------------------------------------------------------
     def mark_presence(self, call: Call) -> None:
+        """Who is joined may have changed: have it written, coalesced (one writer per call,
+        at most one patch in flight, each patch from the room as it is when it is sent)."""
+        if self.kube is None:
+            return
+        if call.writer is not None and not call.writer.done():
+            call.dirty = True  # the running writer sends the latest state after its patch
+            return
+        if self._presence_patch(call) is None:
+            return  # nothing to say (e.g. a socket that never joined came or went)
         call.dirty = True
-        if self.kube is not None and (call.writer is None or call.writer.done()):
-            call.writer = self.spawn(self._write_presence(call))
+        call.writer = self.spawn(self._write_presence(call))
+
+    def _presence_patch(self, call: Call) -> dict[str, Any] | None:
+        now_present = call.room.presence()
+        return presence.patch(
+            call.written, now_present, self.settings.replica_name, datetime.now(UTC)
+        )
 
     async def _write_presence(self, call: Call) -> None:
         assert self.kube is not None
         failures = 0
         while call.dirty and not call.view.gone:
             call.dirty = False
-            patch = presence.patch(
-                call.written, call.room.presence(), self.settings.replica_name, datetime.now(UTC)
-            )
+            patch = self._presence_patch(call)
             if patch is None:
                 continue
             try:

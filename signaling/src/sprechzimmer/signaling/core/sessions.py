@@ -132,9 +132,11 @@ class SessionIndex:
     def __init__(self) -> None:
         self._entries: dict[str, _Entry] = {}
         self._by_digest: dict[DigestKind, dict[str, str]] = {k: {} for k in DigestKind}
+        self._live = 0  # entries that are not tombstones: kept on every change, read per event
 
     def __len__(self) -> int:
-        return sum(1 for e in self._entries.values() if not e.view.gone)
+        """Sessions that exist (tombstones not counted), in constant time."""
+        return self._live
 
     def __iter__(self) -> Iterator[SessionView]:
         return (e.view for e in self._entries.values() if not e.view.gone)
@@ -152,6 +154,9 @@ class SessionIndex:
                 self._forget(view.key, entry)
             entry = _Entry(view, {})
             self._entries[view.key] = entry
+        else:
+            self._live -= not entry.view.gone
+        self._live += not view.gone
         entry.view = view
         entry.gone_at = None
         for kind, digest in view.digests.items():
@@ -168,6 +173,7 @@ class SessionIndex:
         if entry is None or entry.view.uid != view.uid:
             return None
         previous = entry.view
+        self._live -= not previous.gone
         entry.view = replace(previous, gone=True)
         entry.gone_at = now
         return previous
@@ -197,6 +203,7 @@ class SessionIndex:
         return len(old)
 
     def _forget(self, key: str, entry: _Entry) -> None:
+        self._live -= not entry.view.gone
         for kind, digest in entry.digests.items():
             if self._by_digest[kind].get(digest) == key:
                 del self._by_digest[kind][digest]
