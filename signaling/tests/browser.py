@@ -38,6 +38,7 @@ DESKTOP = {"width": 1280, "height": 800}
 ONE_OPEN_CONNECTION = """
 () => window.__testPeerConnections.filter((pc) => pc.connectionState !== "closed").length === 1
 """
+_CONSOLES: dict[int, list[str]] = {}
 STATES = ("consent", "waiting", "connecting", "connected", "reconnecting", "ended", "error")
 
 _RECORD_PEER_CONNECTIONS = """
@@ -114,6 +115,10 @@ async def new_context(
     )
     if record_peer_connections:
         await context.add_init_script(_RECORD_PEER_CONNECTIONS)
+    # The page's console, for the message of a failed wait.
+    lines: list[str] = []
+    _CONSOLES[id(context)] = lines
+    context.on("console", lambda message: lines.append(f"{message.type}: {message.text}"))
     return context
 
 
@@ -128,7 +133,10 @@ async def wait_for_state(page: Page, state: str, timeout_s: float = 30) -> None:
             " [...document.querySelectorAll('[role=alert],[role=status]')]"
             ".map((e) => e.textContent.trim()).filter(Boolean)]"
         )
-        raise AssertionError(f"not {state} within {timeout_s}s: state, texts = {seen}") from None
+        console = "\n  ".join(_CONSOLES.get(id(page.context), [])[-30:])
+        raise AssertionError(
+            f"not {state} within {timeout_s}s: state, texts = {seen}; console:\n  {console}"
+        ) from None
 
 
 async def inbound_stats(page: Page) -> dict[str, Any]:

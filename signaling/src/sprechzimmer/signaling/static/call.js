@@ -23,8 +23,10 @@ const CLOSE_ERRORS = {
   4429: "rate-limited", 4503: "unavailable",
 };
 // 1:1: the later joiner offers. If two join at the same moment, neither may see the other as
-// earlier; then whoever has not received an offer after this long offers (glare is resolved by
-// PeerLink's polite/impolite rule).
+// earlier; then the one with the larger peer id offers after this long, unless an offer came
+// (offers that still cross are resolved by PeerLink's perfect negotiation). Both offering at
+// once was tried: the polite side's rollback in Chromium 156 then sometimes never gathered a
+// TURN candidate again (allocate timed out), leaving the call in `connecting`.
 const OFFER_FALLBACK_MS = 3000;
 // A person's socket dropping takes them off the roster (as leaving does); their media may still
 // flow. Their picture goes at once, but a working link is kept this long for a resume.
@@ -106,7 +108,15 @@ function rtcConfig() {
 
 // --- signaling ---------------------------------------------------------------------------------
 
-const signaling = new Signaling({ onMessage: (msg) => void handle(msg), onClose });
+// Messages are handled one after the other, even where handling waits (WebRTC calls), so a
+// candidate never overtakes its description and a roster never overtakes its welcome.
+let handling = Promise.resolve();
+const signaling = new Signaling({
+  onMessage: (msg) => {
+    handling = handling.then(() => handle(msg)).catch((error) => console.warn("message", error));
+  },
+  onClose,
+});
 
 function connect() {
   clearTimeout(call.retryTimer);
@@ -303,7 +313,7 @@ async function syncLinks() {
     if (call.offerTo.has(other.id)) {
       if (link) dropLink(other.id);
       await newLink(other.id).offer();
-    } else if (!call.offerWaits.has(other.id)) {
+    } else if (call.welcome.you > other.id && !call.offerWaits.has(other.id)) {
       call.offerWaits.set(other.id, setTimeout(() => {
         call.offerWaits.delete(other.id);
         call.offerTo.add(other.id);
