@@ -6,7 +6,9 @@ process with exit code 2 and a message naming every offending variable.
 
 from __future__ import annotations
 
+import logging
 import os
+import resource
 import socket
 import ssl
 import sys
@@ -32,6 +34,20 @@ def tls_context(cert: str, key: str) -> ssl.SSLContext:
     return context
 
 
+def raise_open_files_limit() -> int:
+    """Each WebSocket is a file descriptor: lift the soft RLIMIT_NOFILE to the hard limit (a
+    container runtime may start us at a soft 1 024, i.e. about 1 000 sockets). Returns it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == hard:
+        return soft
+    wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    except (ValueError, OSError):  # e.g. above the kernel's nr_open: keep what there is
+        return soft
+    return wanted
+
+
 def main() -> None:
     try:
         settings = Settings.from_env(os.environ, hostname=socket.gethostname())
@@ -39,6 +55,10 @@ def main() -> None:
         print(err, file=sys.stderr)
         sys.exit(2)
     logs.configure(settings.log_level, quiet=("aiohttp.web",))
+    open_files = raise_open_files_limit()
+    logging.getLogger("sprechzimmer.signaling").info(
+        "open files limit", extra={"limit": open_files}
+    )
     context = None
     if settings.tls_cert and settings.tls_key:
         context = tls_context(settings.tls_cert, settings.tls_key)
