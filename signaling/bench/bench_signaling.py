@@ -265,6 +265,15 @@ async def metric(http: aiohttp.ClientSession, url: str, name: str) -> float:
     return float("nan")
 
 
+PRESENCE_WRITES = 'sprechzimmer_signaling_presence_writes_total{result="ok"}'
+
+
+async def presence_writes(url: str) -> float:
+    """status.presence patches signaling has made so far (none is due without a join)."""
+    async with aiohttp.ClientSession() as http:
+        return await metric(http, url, PRESENCE_WRITES)
+
+
 async def until_indexed(http: aiohttp.ClientSession, url: str, count: int, within: float) -> None:
     """Signaling learns sessions from a watch: wait until its index holds ``count``."""
     deadline = time.monotonic() + within
@@ -495,12 +504,18 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
     print(f"signaling knows all sessions; RSS {rss_bytes(stack.signaling_pid) / 2**20:.1f} MB")
     if args.idle:
         print(f"phase 1: {args.idle} idle sockets, held {args.hold:.0f} s …", flush=True)
+        writes = await presence_writes(stack.signaling_url)
         report("idle", await idle_sockets(stack, sessions, args.idle, args.hold, args.in_flight))
         results["idle"]["settled_after_close_seconds"] = await settle(stack.signaling_pid)
+        writes = await presence_writes(stack.signaling_url) - writes
+        results["idle"]["presence_writes"] = writes
     if args.joins:
         print(f"phase 2: {args.joins} joins by handle + code …", flush=True)
         targets = sessions[: args.join_sessions] if args.join_sessions else sessions
+        writes = await presence_writes(stack.signaling_url)
         report("joins", await joins(stack, targets, args.joins, args.in_flight))
+        results["joins"]["settled_after_seconds"] = await settle(stack.signaling_pid)
+        results["joins"]["presence_writes"] = await presence_writes(stack.signaling_url) - writes
     if args.browser_runs:
         print(f"phase 3: {args.browser_runs} 1:1 calls in Chromium …", flush=True)
         report("chromium", await browser_latency(stack, args.browser_runs, indexed=pairs))
