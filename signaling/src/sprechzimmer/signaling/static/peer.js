@@ -1,0 +1,129 @@
+// One 1:1 peer connection to another browser, relayed through signaling (`sdp`/`ice` to their
+// peer id). The person who joined later offers; if both offer at once (a race around a join),
+// WebRTC's "perfect negotiation" pattern sorts it out: the one with the smaller peer id is
+// polite (rolls its offer back and answers), the other ignores the crossing offer.
+
+import { candidateMessage } from "./media.js";
+
+// The side that offered restarts ICE when the connection fails, or is not up this long after an
+// offer: Chromium sometimes gets no TURN allocation (allocate timed out) and then waits forever.
+const CONNECT_WITHIN_MS = 15000;
+
+export class PeerLink {
+  /**
+   * @param {object} options
+   * @param {string} options.peerId the other person's peer id
+   * @param {boolean} options.polite whether to yield when offers cross
+   * @param {RTCConfiguration} options.config ICE servers and transport policy from `welcome`
+   * @param {MediaStream} options.stream own camera and microphone
+   * @param {(type: string, fields: object) => void} options.send signaling
+   * @param {(stream: MediaStream) => void} options.onStream the other person's media
+   * @param {() => void} options.onChange connection state changed
+   */
+  constructor({ peerId, polite, config, stream, send, onStream, onChange }) {
+    this.peerId = peerId;
+    this.polite = polite;
+    this.send = send;
+    this.offered = false; // this side started the negotiation (so it restarts ICE)
+    this.makingOffer = false;
+    this.ignoringOffer = false;
+    this.pendingCandidates = [];
+    this.pc = new RTCPeerConnection(config);
+    for (const track of stream.getTracks()) this.pc.addTrack(track, stream);
+    this.pc.addEventListener("icecandidate", (event) => {
+      const candidate = candidateMessage(event.candidate);
+      if (candidate) this.send("ice", { to: peerId, candidate });
+    });
+    this.stream = null; // the other person's media, once it arrives
+    this.pc.addEventListener("track", (event) => {
+      this.stream = event.streams[0] ?? new MediaStream([event.track]);
+      onStream(this.stream);
+    });
+    this.watchdog = null;
+    this.pc.addEventListener("connectionstatechange", () => {
+      if (this.pc.connectionState === "connected") clearTimeout(this.watchdog);
+      if (this.pc.connectionState === "failed" && this.offered) this.restart();
+      onChange();
+    });
+  }
+
+  get connectionState() {
+    return this.pc.connectionState;
+  }
+
+  /** Whether an offer from the other side means they started over (e.g. reloaded the page). */
+  get established() {
+    return this.pc.signalingState === "stable" && this.pc.remoteDescription !== null;
+  }
+
+  async offer({ iceRestart = false } = {}) {
+    this.offered = true;
+    clearTimeout(this.watchdog);
+    this.watchdog = setTimeout(() => this.restart(), CONNECT_WITHIN_MS);
+    try {
+      this.makingOffer = true;
+      if (iceRestart) this.pc.restartIce();
+      // Without arguments: an offer, or an answer if their offer got in first.
+      await this.pc.setLocalDescription();
+      this.sendLocalDescription();
+    } finally {
+      this.makingOffer = false;
+    }
+  }
+
+  restart() {
+    if (this.pc.connectionState === "closed" || this.pc.connectionState === "connected") return;
+    if (!this.offered) return;
+    console.info("call: restarting ICE");
+    this.offer({ iceRestart: true }).catch((error) => console.warn("ice restart", error));
+  }
+
+  /** Returns false when an offer crossed this side's own and is ignored (impolite side). */
+  async acceptDescription(description) {
+    const crossing =
+      description.type === "offer" && (this.makingOffer || this.pc.signalingState !== "stable");
+    this.ignoringOffer = crossing && !this.polite;
+    if (this.ignoringOffer) return false;
+    if (description.type === "answer" && this.pc.signalingState !== "have-local-offer") {
+      return false; // the answer to an offer this side has rolled back
+    }
+    await this.pc.setRemoteDescription(description); // implicit rollback when polite
+    for (const candidate of this.pendingCandidates.splice(0)) await this.addCandidate(candidate);
+    if (description.type === "offer") {
+      this.offered = false;
+      await this.pc.setLocalDescription();
+      this.sendLocalDescription();
+    }
+    return true;
+  }
+
+  sendLocalDescription() {
+    this.send("sdp", { to: this.peerId, description: descriptionMessage(this.pc.localDescription) });
+  }
+
+  async acceptCandidate(candidate) {
+    if (!candidate || this.ignoringOffer) return;
+    if (!this.pc.remoteDescription) {
+      this.pendingCandidates.push(candidate);
+      return;
+    }
+    await this.addCandidate(candidate);
+  }
+
+  async addCandidate(candidate) {
+    try {
+      await this.pc.addIceCandidate(candidate);
+    } catch (error) {
+      if (!this.ignoringOffer) console.warn("ice candidate not usable", error.name);
+    }
+  }
+
+  close() {
+    clearTimeout(this.watchdog);
+    this.pc.close();
+  }
+}
+
+export function descriptionMessage(description) {
+  return { type: description.type, sdp: description.sdp };
+}
