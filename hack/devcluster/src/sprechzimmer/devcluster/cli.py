@@ -189,20 +189,17 @@ def sample_session(path: Path, now: dt.datetime) -> str:
     return yaml.safe_dump(doc)
 
 
-def _kubectl(state: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return run_kubectl(default_bin_dir(), state / "kubeconfig", args, check=check)
+def _kubectl(
+    state: Path, *args: str, input: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    return run_kubectl(default_bin_dir(), state / "kubeconfig", args, input=input, check=check)
 
 
 def _apply_sample(state: Path) -> None:
     now = dt.datetime.now(dt.UTC)
     for path in SAMPLE_STARTS:
         if _kubectl(state, "get", "-f", str(path), check=False).returncode != 0:
-            run_kubectl(
-                default_bin_dir(),
-                state / "kubeconfig",
-                ["create", "-f", "-"],
-                input=sample_session(path, now),
-            )
+            _kubectl(state, "create", "-f", "-", input=sample_session(path, now))
     if "OPERATOR_METRICS_URL" in (state / "endpoints.env").read_text():
         wait_for(
             "the operator to take on the sample sessions",
@@ -222,11 +219,12 @@ def join_links(state: Path, timeout: float = 30.0) -> dict[SecretKey, str]:
         state, "get", "-f", str(ONE_TO_ONE_SAMPLE), "-o", "jsonpath={.metadata.uid}"
     ).stdout
     selector = f"{LABEL_SESSION_UID}={uid},{LABEL_COMPONENT}={Component.CODES.value}"
+    namespace = yaml.safe_load(ONE_TO_ONE_SAMPLE.read_text())["metadata"]["namespace"]
     found: dict[SecretKey, str] = {}
 
     def read() -> bool:
         listed = json.loads(
-            _kubectl(state, "get", "secret", "-n", "default", "-l", selector, "-o", "json").stdout
+            _kubectl(state, "get", "secret", "-n", namespace, "-l", selector, "-o", "json").stdout
         )
         data = listed["items"][0].get("data", {}) if listed["items"] else {}
         for key in (SecretKey.HOST_LINK, SecretKey.CLIENT_LINK):
