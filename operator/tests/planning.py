@@ -7,7 +7,7 @@ import random
 from datetime import datetime, timedelta
 from typing import Any
 
-from conftest import T0, at, iso, session_body, settings
+from operator_builders import T0, at, iso, session_body, settings
 from sprechzimmer.contract import FINALIZER, LABEL_CLIENT_CODE_DIGEST, LABEL_HOST_CODE_DIGEST, Phase
 from sprechzimmer.operator.core import actions as act
 from sprechzimmer.operator.core import lifecycle as lc

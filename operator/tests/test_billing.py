@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
-from conftest import at
+from operator_builders import at
 from sprechzimmer.operator.core.billing import advance
 from sprechzimmer.operator.core.model import BillingState, Lease, Presence, minutes_for
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import at
+from operator_builders import at
 from sprechzimmer.contract import ConditionType
 from sprechzimmer.operator.core.conditions import Condition, merge, same
 

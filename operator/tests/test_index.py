@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import T0, session_body
 from fakes import FakeClock
+from operator_builders import T0, session_body
 from sprechzimmer.contract import LABEL_CLIENT_CODE_DIGEST, LABEL_HOST_CODE_DIGEST
 from sprechzimmer.operator.core.hostports import PortUse
 from sprechzimmer.operator.core.model import MediaPod, Session

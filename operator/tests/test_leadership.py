@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from conftest import at, iso
+from operator_builders import at, iso
 from sprechzimmer.operator.core.leadership import is_active, priority_for
 
 pytestmark = pytest.mark.unit

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from conftest import KEY, at, iso, session_body
+from operator_builders import KEY, at, iso, session_body
 from planning import CFG, MEDIA1, issued, kinds, media_pod, plan, present, status, status_patch
 from sprechzimmer.contract import (
     FINALIZER,

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from conftest import at, session_body, settings
+from operator_builders import at, session_body, settings
 from sprechzimmer.contract import LABEL_SESSION_UID, REGION_LABEL, SecretKey
 from sprechzimmer.operator.core import manifests
 from sprechzimmer.operator.core.codes import CodePair

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import KEY, at
+from operator_builders import KEY, at
 from planning import CFG, MEDIA1, NODES, issued, media_pod, plan, present, status, status_patch
 from sprechzimmer.contract import REGION_LABEL, Phase, Region
 from sprechzimmer.contract.keys import control_token

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import KEY, at, session_body, settings
+from operator_builders import KEY, at, session_body, settings
 from sprechzimmer.contract import keys
 from sprechzimmer.contract.mediapod import CONTROL_PORT, DRAIN_MARGIN_SECONDS
 from sprechzimmer.media.core.settings import Settings

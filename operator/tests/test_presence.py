@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from conftest import at
+from operator_builders import at
 from sprechzimmer.operator.core.model import Lease, Presence
 from sprechzimmer.operator.core.presence import effective, vouched_until
 

@@ -12,8 +12,8 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from conftest import KEY, at, session_body, settings
 from fakes import FakeClock, FakeKube, FakeMetrics
+from operator_builders import KEY, at, session_body, settings
 from sprechzimmer.contract import (
     FINALIZER,
     LABEL_CLIENT_CODE_DIGEST,

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from conftest import KEY
+from operator_builders import KEY
 from pydantic import ValidationError
 from sprechzimmer.contract import Region
 from sprechzimmer.operator.core.settings import OperatorSettings

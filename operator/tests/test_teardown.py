@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import at, iso
+from operator_builders import at, iso
 from planning import CFG, MEDIA1, issued, media_pod, plan, present, status
 from sprechzimmer.contract import (
     FINALIZER,

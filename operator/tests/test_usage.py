@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from conftest import at, session_body
+from operator_builders import at, session_body
 from sprechzimmer.operator.core.model import Session
 from sprechzimmer.operator.core.usage import RecordRef, expired_records, usage_record
 

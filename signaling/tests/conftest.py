@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +22,8 @@ for _path in (_REPO / "operator" / "tests", _REPO / "media-pod"):
         sys.path.append(str(_path))
 
 import support  # noqa: E402  (operator/tests/support.py)
-from signaling_process import SignalingProcess  # noqa: E402
+from signaling_process import SignalingProcess, StartSignaling  # noqa: E402
 
-StartSignaling = Callable[..., SignalingProcess]
 MEDIA_REGION = "de-signaling"
 
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -171,3 +172,7 @@ class Person:
     async def close(self) -> None:
         if self.ws is not None:
             await self.ws.close()
+
+
+# What the ``start_signaling`` fixture (conftest.py) yields: start a replica with settings.
+StartSignaling = Callable[..., SignalingProcess]

@@ -11,9 +11,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import StartSignaling
 from lightkube import Client
-from signaling_process import Person
+from signaling_process import Person, StartSignaling
 from sprechzimmer.contract import SecretKey
 from test_calls_cluster import ready_session
 

@@ -11,10 +11,9 @@ from typing import Any
 import aiohttp
 import pytest
 import support
-from conftest import StartSignaling
 from lightkube import Client
 from lightkube.resources.core_v1 import Secret
-from signaling_process import Person
+from signaling_process import Person, StartSignaling
 from sprechzimmer.contract import SecretKey
 from sprechzimmer.contract.keys import shared_turn_secret, turn_rest_credentials
 from sprechzimmer.contract.rfc3339 import parse_time

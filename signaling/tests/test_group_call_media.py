@@ -18,9 +18,8 @@ import aiohttp
 import pytest
 import support
 from aiortc import RTCIceServer, RTCSessionDescription
-from conftest import StartSignaling
 from lightkube import Client
-from signaling_process import Person
+from signaling_process import Person, StartSignaling
 from sprechzimmer.contract import SecretKey
 from sprechzimmer.contract.keys import control_token, turn_secret
 from test_calls_cluster import ready_session

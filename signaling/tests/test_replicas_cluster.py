@@ -8,9 +8,8 @@ from typing import Any
 import aiohttp
 import pytest
 import support
-from conftest import StartSignaling
 from lightkube import Client
-from signaling_process import Person
+from signaling_process import Person, StartSignaling
 from sprechzimmer.contract import SecretKey
 from sprechzimmer.signaling.core.owner import score
 from test_calls_cluster import ready_session

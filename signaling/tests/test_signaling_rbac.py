@@ -16,9 +16,8 @@ import aiohttp
 import pytest
 import support
 import yaml
-from conftest import StartSignaling
 from lightkube import Client
-from signaling_process import Person
+from signaling_process import Person, StartSignaling
 from sprechzimmer.contract import SecretKey
 from sprechzimmer.signaling.kube import API_ACCESS
 from test_calls_cluster import ready_session
