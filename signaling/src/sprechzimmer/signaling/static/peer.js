@@ -5,9 +5,10 @@
 
 import { candidateMessage } from "./media.js";
 
-// The side that offered restarts ICE when the connection fails, or is not up this long after an
-// offer: Chromium sometimes gets no TURN allocation (allocate timed out) and then waits forever.
-const CONNECT_WITHIN_MS = 15000;
+// The side that offered restarts ICE when the connection fails, or when this long after an offer
+// it has not gathered a single candidate: Chromium sometimes gets no TURN allocation (allocate
+// timed out) and would then wait forever. Slow checks on a busy machine are left alone.
+const GATHER_WITHIN_MS = 15000;
 
 export class PeerLink {
   /**
@@ -30,9 +31,12 @@ export class PeerLink {
     this.pendingCandidates = [];
     this.pc = new RTCPeerConnection(config);
     for (const track of stream.getTracks()) this.pc.addTrack(track, stream);
+    this.gathered = 0;
     this.pc.addEventListener("icecandidate", (event) => {
       const candidate = candidateMessage(event.candidate);
-      if (candidate) this.send("ice", { to: peerId, candidate });
+      if (!candidate) return;
+      this.gathered += 1;
+      this.send("ice", { to: peerId, candidate });
     });
     this.stream = null; // the other person's media, once it arrives
     this.pc.addEventListener("track", (event) => {
@@ -59,7 +63,10 @@ export class PeerLink {
   async offer({ iceRestart = false } = {}) {
     this.offered = true;
     clearTimeout(this.watchdog);
-    this.watchdog = setTimeout(() => this.restart(), CONNECT_WITHIN_MS);
+    this.gathered = 0;
+    this.watchdog = setTimeout(() => {
+      if (this.gathered === 0) this.restart();
+    }, GATHER_WITHIN_MS);
     try {
       this.makingOffer = true;
       if (iceRestart) this.pc.restartIce();
