@@ -44,6 +44,7 @@ def operator(cluster: Any, namespace: str, kube: Any, tmp_path: Path) -> Iterato
         op = start(
             standalone="true",
             presence_namespace=namespace,
+            usage_namespace=namespace,  # usage records: the operator's namespace, here the test's
             idle_timeout="600",
             retention="600",
             billing_checkpoint_interval="2",

@@ -11,7 +11,6 @@ End-to-end frame encryption is the next step and not tested here.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +26,9 @@ from browser import (
     wait_for_state,
 )
 from lightkube import Client
+from local_media_pod import local_media_pod
 from sprechzimmer.contract import SecretKey
-from sprechzimmer.contract.keys import control_token, turn_secret
 from test_browser_call import invitation
-from tests import support as media  # media-pod/tests/support.py
 
 pytestmark = [pytest.mark.browser, pytest.mark.media, pytest.mark.timeout(400)]
 
@@ -62,23 +60,11 @@ async def test_group_call_of_three_in_chromium(
     tmp_path: Path,
 ) -> None:
     support.create_session(kube, namespace, "gruppe", clients=2)
-    uid = support.get_session(kube, namespace, "gruppe")["metadata"]["uid"]  # type: ignore[index]
-    support.wait_for("Ready", support.phase_is(kube, namespace, "gruppe", "Ready"), 60)
-    key = support.SHARED_KEY.encode()
-    monkeypatch.setattr(media, "TOKEN", control_token(key, uid))
-    monkeypatch.setattr(media, "TURN_SECRET", turn_secret(key, uid))
     async with (
-        media.running_turn(tmp_path) as turn,
-        media.running_sfu(tmp_path, turn.port) as sfu,
+        local_media_pod(kube, namespace, "gruppe", monkeypatch, tmp_path) as pod,
         chromium() as browser,
     ):
-        override = {
-            f"{namespace}/gruppe": {
-                "control": sfu.url.removeprefix("http://"),
-                "turn": f"127.0.0.1:{turn.port}",
-            }
-        }
-        signaling = start_signaling(media_override=json.dumps(override))
+        signaling = start_signaling(media_override=pod.override)
         invite = invitation(kube, namespace, "gruppe", signaling)
         links = [
             invite[SecretKey.HOST_LINK_TOKEN.value],

@@ -11,7 +11,6 @@ The ICE servers the participants use are the ones signaling handed out.
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 import aiohttp
@@ -19,9 +18,9 @@ import pytest
 import support
 from aiortc import RTCIceServer, RTCSessionDescription
 from lightkube import Client
+from local_media_pod import local_media_pod
 from signaling_process import Person, StartSignaling
 from sprechzimmer.contract import SecretKey
-from sprechzimmer.contract.keys import control_token, turn_secret
 from test_calls_cluster import ready_session
 from tests import support as media
 
@@ -51,23 +50,11 @@ async def test_group_call_through_signaling(
     tmp_path: Any,
 ) -> None:
     codes = ready_session(kube, namespace, "gruppe", clients=2)
-    uid = support.get_session(kube, namespace, "gruppe")["metadata"]["uid"]  # type: ignore[index]
-    support.wait_for("Ready", support.phase_is(kube, namespace, "gruppe", "Ready"), 60)
-    key = support.SHARED_KEY.encode()
-    monkeypatch.setattr(media, "TOKEN", control_token(key, uid))
-    monkeypatch.setattr(media, "TURN_SECRET", turn_secret(key, uid))
     async with (
-        media.running_turn(tmp_path) as turn,
-        media.running_sfu(tmp_path, turn.port) as sfu,
+        local_media_pod(kube, namespace, "gruppe", monkeypatch, tmp_path) as pod,
         aiohttp.ClientSession() as http,
     ):
-        override = {
-            f"{namespace}/gruppe": {
-                "control": sfu.url.removeprefix("http://"),
-                "turn": f"127.0.0.1:{turn.port}",
-            }
-        }
-        sig = start_signaling(media_override=json.dumps(override))
+        sig = start_signaling(media_override=pod.override)
         auths = [
             {"link": codes[SecretKey.HOST_LINK_TOKEN.value]},
             {"host": "dr-muster", "code": codes[SecretKey.CLIENT_CODE.value]},
@@ -85,7 +72,7 @@ async def test_group_call_through_signaling(
             await person.send(type="join")
             client = media.Client(
                 welcome["you"],
-                sfu,
+                pod.sfu,
                 SignalledTurn(welcome["iceServers"][0]),  # type: ignore[arg-type]
                 seed=seed,
                 loudness=0.6 if seed == 0 else 0.003,  # the host speaks
@@ -136,7 +123,9 @@ async def test_group_call_through_signaling(
             # A leave takes the person out of the SFU too.
             await people[2].send(type="leave")
             await people[2].closed()
-            await media.wait_for(lambda: _participants(sfu, 2), 20, "the SFU to drop the leaver")
+            await media.wait_for(
+                lambda: _participants(pod.sfu, 2), 20, "the SFU to drop the leaver"
+            )
             assert sig.metric("sprechzimmer_signaling_media_requests_total", result="error") == 0
             assert sig.metric("sprechzimmer_signaling_media_requests_total", result="ok") >= 4
         finally:
