@@ -5,10 +5,10 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
-COMPONENTS := contract hack/devcluster operator media-pod
+COMPONENTS := contract hack/devcluster operator media-pod signaling
 PYPROJECTS := $(addsuffix /pyproject.toml,$(COMPONENTS))
 
-.PHONY: help packages dev tools up down status lint test test-unit
+.PHONY: help packages dev tools up links down status lint test test-unit
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -26,9 +26,13 @@ packages: ## install the Debian packages the project needs (coturn, chromium, co
 tools: ## build the pinned Kubernetes toolchain (cached in ~/.cache/sprechzimmer)
 	hack/build-tools.sh
 
-up: packages dev tools ## start the local cluster and the operator (or reuse them), apply a sample session
-	$(PY) -m sprechzimmer.devcluster.cli up --with=operator --real-node=auto
+up: packages dev tools ## start the local cluster (with a real node where possible), operator, TURN server and signaling, apply the samples
+	$(PY) -m sprechzimmer.devcluster.cli up --with=operator,turn,signaling --real-node=auto
 	@echo; $(CURDIR)/.tools/bin/kubectl --kubeconfig .cluster/kubeconfig get vs -A
+	@echo; $(PY) -m sprechzimmer.devcluster.cli links
+
+links: dev ## print the 1:1 sample session's two join links
+	$(PY) -m sprechzimmer.devcluster.cli links
 
 down: dev ## stop the local cluster and remove .cluster/
 	$(PY) -m sprechzimmer.devcluster.cli down
@@ -41,6 +45,7 @@ lint: dev ## ruff, formatting, mypy and the import-direction contracts (.importl
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy $(addsuffix /src,$(COMPONENTS)) hack/bench media-pod/bench
 	MYPYPATH=operator/tests:operator/bench $(BIN)/mypy --follow-imports=silent operator/bench
+	MYPYPATH=signaling/tests $(BIN)/mypy --follow-imports=silent signaling/bench
 	$(BIN)/lint-imports
 
 test-unit: dev ## only the tests that need no processes

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from sprechzimmer.devcluster.addons import stun_answers
 from sprechzimmer.devcluster.cluster import wait_for
 
 pytestmark = pytest.mark.cluster
@@ -28,7 +30,8 @@ def _cli(state: Path, *args: str, timeout: float = 120) -> subprocess.CompletedP
 def _processes_using(state: Path) -> list[int]:
     """PIDs whose command line or environment mentions the state directory.
 
-    Every control-plane component has it in its flags; the operator in its KUBECONFIG.
+    Every control-plane component has it in its flags; the operator and signaling in their
+    KUBECONFIG, coturn in its configuration file's path.
     """
     found = []
     for entry in Path("/proc").iterdir():
@@ -47,7 +50,7 @@ def _processes_using(state: Path) -> list[int]:
 
 def test_up_is_idempotent_and_down_leaves_nothing(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    first = _cli(state, "up", "--with=operator")
+    first = _cli(state, "up", "--with=operator,turn,signaling", timeout=300)
     assert first.returncode == 0, first.stderr
     assert "cluster ready" in first.stdout
     env = dict(line.split("=", 1) for line in (state / "endpoints.env").read_text().splitlines())
@@ -55,15 +58,26 @@ def test_up_is_idempotent_and_down_leaves_nothing(tmp_path: Path) -> None:
     assert {"ETCD_URL", "KUBE_CONTROLLER_MANAGER_URL", "KUBE_SCHEDULER_URL", "KWOK_URL"} <= set(env)
     with urllib.request.urlopen(env["OPERATOR_METRICS_URL"], timeout=5) as metrics:
         assert b"sprechzimmer_operator_" in metrics.read()
+    with urllib.request.urlopen(env["SIGNALING_URL"] + "/readyz", timeout=5) as ready:
+        assert ready.status == 200
+    turn_host, turn_port = env["TURN_URL"].removeprefix("turn:").split(":")
+    assert turn_host == "127.0.0.1"
+    assert stun_answers(int(turn_port))
     assert (state / "kubeconfig").exists()
     assert {p.name for p in (state / "logs").iterdir()} >= {
         "etcd.log", "kube-apiserver.log", "kube-controller-manager.log", "kube-scheduler.log",
-        "kwok.log", "operator.log",
+        "kwok.log", "operator.log", "turn.log", "signaling.log",
     }  # fmt: skip
     running = _processes_using(state)
-    assert len(running) >= 7  # supervisor + five components + operator
+    assert len(running) >= 9  # supervisor + five components + operator + TURN + signaling
 
-    second = _cli(state, "up", "--with=operator")
+    links = _cli(state, "links")
+    assert links.returncode == 0, links.stderr
+    printed = re.findall(r"(\S+)/j#([0-9a-f]{64})$", links.stdout, re.MULTILINE)
+    assert [base for base, _ in printed] == [env["SIGNALING_URL"]] * 2
+    assert printed[0][1] != printed[1][1]  # host and client links differ
+
+    second = _cli(state, "up", "--with=operator,turn,signaling")
     assert second.returncode == 0, second.stderr
     assert "reusing the running cluster" in second.stdout
     assert sorted(_processes_using(state)) == sorted(running)

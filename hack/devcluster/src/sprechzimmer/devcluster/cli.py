@@ -1,14 +1,16 @@
 """``sprechzimmer-devcluster up|down|status``: the local cluster behind ``make up``/``make down``.
 
 ``up`` starts a detached supervisor process that owns the components (they die with it) and
-the product components named with ``--with`` (e.g. the operator), waits until it reports ready,
-then applies the sample session. Running ``up`` again reuses a healthy
-cluster. Ctrl-C during ``up`` stops whatever was started.
+the product components named with ``--with`` (the operator, the shared TURN server, signaling),
+waits until it reports ready, then applies the sample sessions. Running ``up`` again reuses a
+healthy cluster. Ctrl-C during ``up`` stops whatever was started. ``links`` prints the join links
+of the 1:1 sample session, once the operator has issued them.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import datetime as dt
 import json
@@ -22,8 +24,9 @@ import time
 from pathlib import Path
 
 import yaml
+from sprechzimmer.contract import LABEL_COMPONENT, LABEL_SESSION_UID, Component, SecretKey
 from sprechzimmer.devcluster import realnode
-from sprechzimmer.devcluster.addons import ADDONS
+from sprechzimmer.devcluster.addons import ADDON_ORDER, plan, start_addons
 from sprechzimmer.devcluster.cluster import (
     REPO_ROOT,
     ClusterError,
@@ -34,7 +37,14 @@ from sprechzimmer.devcluster.cluster import (
 from sprechzimmer.devcluster.cluster import bin_dir as default_bin_dir
 
 DEFAULT_STATE = REPO_ROOT / ".cluster"
-SAMPLE = REPO_ROOT / "samples" / "videosession.yaml"
+SAMPLES = REPO_ROOT / "samples"
+# The group sample starts in a quarter of an hour (its media pod on a KWOK node is simulated,
+# so nobody can call through it); the 1:1 sample starts now and really works in two browsers.
+SAMPLE_STARTS = {
+    SAMPLES / "videosession.yaml": dt.timedelta(minutes=15),
+    SAMPLES / "videosession-1on1.yaml": dt.timedelta(0),
+}
+ONE_TO_ONE_SAMPLE = SAMPLES / "videosession-1on1.yaml"
 _READY = "ready"
 _SUPERVISOR_PID = "supervisor.pid"
 _REAL_NODE_NOTE = "real-node.txt"
@@ -106,8 +116,7 @@ def supervise(state: Path, addons: list[str], real_node: str = "no") -> int:
             endpoints.update(realnode.RealNode(cluster, claim).start())
             note = f"real node {endpoints['REAL_NODE']} Ready ({endpoints['REAL_NODE_IP']})"
         (state / _REAL_NODE_NOTE).write_text(note + "\n")
-        for name in addons:
-            endpoints.update(ADDONS[name](cluster))
+        endpoints.update(start_addons(cluster, addons))
         env = "".join(f"{k}={v}\n" for k, v in endpoints.items())
         (state / "endpoints.env").write_text(env)
         (state / "pids.json").write_text(json.dumps(cluster.pids()))
@@ -172,36 +181,77 @@ def up(state: Path, timeout: float, addons: list[str], real_node: str = "no") ->
     return 0
 
 
-def sample_session(now: dt.datetime) -> str:
-    """The sample session, scheduled a quarter of an hour from ``now`` so it is live."""
-    doc = yaml.safe_load(SAMPLE.read_text())
-    start = (now + dt.timedelta(minutes=15)).replace(second=0, microsecond=0)
+def sample_session(path: Path, now: dt.datetime) -> str:
+    """A sample session, scheduled relative to ``now`` (see ``SAMPLE_STARTS``) so it is live."""
+    doc = yaml.safe_load(path.read_text())
+    start = (now + SAMPLE_STARTS[path]).replace(second=0, microsecond=0)
     doc["spec"]["scheduledStart"] = start.strftime("%Y-%m-%dT%H:%M:%SZ")
     return yaml.safe_dump(doc)
 
 
+def _kubectl(state: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return run_kubectl(default_bin_dir(), state / "kubeconfig", args, check=check)
+
+
 def _apply_sample(state: Path) -> None:
-    kubeconfig = state / "kubeconfig"
-    exists = (
-        run_kubectl(
-            default_bin_dir(), kubeconfig, ["get", "-f", str(SAMPLE)], check=False
-        ).returncode
-        == 0
-    )
-    if not exists:
-        run_kubectl(
-            default_bin_dir(),
-            kubeconfig,
-            ["create", "-f", "-"],
-            input=sample_session(dt.datetime.now(dt.UTC)),
-        )
+    now = dt.datetime.now(dt.UTC)
+    for path in SAMPLE_STARTS:
+        if _kubectl(state, "get", "-f", str(path), check=False).returncode != 0:
+            run_kubectl(
+                default_bin_dir(),
+                state / "kubeconfig",
+                ["create", "-f", "-"],
+                input=sample_session(path, now),
+            )
     if "OPERATOR_METRICS_URL" in (state / "endpoints.env").read_text():
-        phase = ["get", "-f", str(SAMPLE), "-o", "jsonpath={.status.phase}"]
         wait_for(
-            "the operator to take on the sample session",
-            lambda: bool(run_kubectl(default_bin_dir(), kubeconfig, phase).stdout),
+            "the operator to take on the sample sessions",
+            lambda: all(_has_phase(state, path) for path in SAMPLE_STARTS),
             timeout=30,
         )
+
+
+def _has_phase(state: Path, session: Path) -> bool:
+    phase = _kubectl(state, "get", "-f", str(session), "-o", "jsonpath={.status.phase}")
+    return bool(phase.stdout)
+
+
+def join_links(state: Path, timeout: float = 30.0) -> dict[SecretKey, str]:
+    """The 1:1 sample's host and client links, from its codes Secret (found by its labels)."""
+    uid = _kubectl(
+        state, "get", "-f", str(ONE_TO_ONE_SAMPLE), "-o", "jsonpath={.metadata.uid}"
+    ).stdout
+    selector = f"{LABEL_SESSION_UID}={uid},{LABEL_COMPONENT}={Component.CODES.value}"
+    found: dict[SecretKey, str] = {}
+
+    def read() -> bool:
+        listed = json.loads(
+            _kubectl(state, "get", "secret", "-n", "default", "-l", selector, "-o", "json").stdout
+        )
+        data = listed["items"][0].get("data", {}) if listed["items"] else {}
+        for key in (SecretKey.HOST_LINK, SecretKey.CLIENT_LINK):
+            if key.value in data:
+                found[key] = base64.b64decode(data[key.value]).decode()
+        return len(found) == 2
+
+    wait_for("the operator to issue the sample's join links", read, timeout=timeout)
+    return found
+
+
+def links(state: Path) -> int:
+    """Print the 1:1 sample's two join links, for a person to open in two browser windows."""
+    if "SIGNALING_URL" not in (state / "endpoints.env").read_text():
+        print(
+            "signaling does not run in this cluster; `make down && make up` starts it",
+            file=sys.stderr,
+        )
+        return 1
+    found = join_links(state)
+    name = yaml.safe_load(ONE_TO_ONE_SAMPLE.read_text())["metadata"]["name"]
+    print(f"Join the 1:1 sample session '{name}' (one link per browser window):")
+    print(f"  practice (host): {found[SecretKey.HOST_LINK]}")
+    print(f"  client:          {found[SecretKey.CLIENT_LINK]}")
+    return 0
 
 
 def _stop_supervisor(state: Path, timeout: float = 90.0) -> None:
@@ -240,18 +290,29 @@ def status(state: Path) -> int:
     return 1
 
 
+def _addon_names(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    try:
+        plan(names)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return names
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sprechzimmer-devcluster", description=__doc__)
-    parser.add_argument("command", choices=["up", "down", "status", "supervise"])
+    parser.add_argument("command", choices=["up", "down", "status", "links", "supervise"])
     parser.add_argument("--state", type=Path, default=DEFAULT_STATE, help="state directory")
-    parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for up")
+    parser.add_argument("--timeout", type=float, default=240.0, help="seconds to wait for up")
     parser.add_argument(
         "--with",
         dest="addons",
-        action="append",
+        action="extend",
         default=[],
-        choices=sorted(ADDONS),
-        help="also run this product component against the cluster (repeatable)",
+        type=_addon_names,
+        metavar="|".join(ADDON_ORDER),
+        help="also run these product components (comma-separated or repeated); "
+        "signaling brings the TURN server along",
     )
     parser.add_argument(
         "--real-node",
@@ -271,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
             return down(state)
         if args.command == "status":
             return status(state)
+        if args.command == "links":
+            return links(state)
         return supervise(state, args.addons, args.real_node)
     except ClusterError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -67,6 +67,15 @@ def free_ports(count: int) -> list[int]:
             s.close()
 
 
+def free_udp_and_tcp_port() -> int:
+    """A loopback port free for TCP and UDP (a TURN server listens on both)."""
+    for port in free_ports(20):
+        with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind(("127.0.0.1", port))
+            return port
+    raise ClusterError("no port free for both UDP and TCP on 127.0.0.1")
+
+
 def _die_with_parent() -> None:
     # SIGKILL, not SIGTERM: an orphaned apiserver and etcd wait on each other's connections
     # for a minute when asked politely, and a throw-away cluster has nothing to flush.

@@ -1,0 +1,1 @@
+"""Signaling: the front door of every call (admission, relay, media pod control, presence)."""
