@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 import support  # operator/tests/support.py
 from aiortc import RTCIceServer, RTCPeerConnection, RTCSessionDescription
-from harness import CHART, NAMESPACE, PRACTICE, RELEASE, Installed
+from harness import CHART, NAMESPACE, PRACTICE, RELEASE, Installed, http_ok
 from lightkube import Client
 from lightkube.resources.core_v1 import Secret
 from signaling_process import Person  # signaling/tests
@@ -183,14 +183,20 @@ async def test_one_to_one_call_through_signaling(e2e: Installed, kube: Client) -
 
 
 def test_expiry_tears_the_media_pod_down(e2e: Installed, kube: Client) -> None:
-    # Codes valid for two minutes from now: long enough for the media pod to start.
-    support.create_session(kube, PRACTICE, "kurz", clients=2, ttl="2m")
-    support.wait_for("kurz Ready", support.phase_is(kube, PRACTICE, "kurz", "Ready"), 180)
-    pod = support.status(kube, PRACTICE, "kurz")["media"]["podName"]
+    # Codes valid for one minute from now; the media pod is created at once (start = now).
+    support.create_session(kube, PRACTICE, "kurz", clients=2, ttl="1m")
+    pod = support.wait_for(
+        "kurz's media pod",
+        lambda: (support.status(kube, PRACTICE, "kurz").get("media") or {}).get("podName"),
+        60,
+    )
+    assert e2e.cluster.kubectl("-n", PRACTICE, "get", "pod", str(pod), check=False).returncode == 0
     support.wait_for("kurz Expired", support.phase_is(kube, PRACTICE, "kurz", "Expired"), 180)
     wait_for(
         "the media pod gone",
-        lambda: e2e.cluster.kubectl("-n", PRACTICE, "get", "pod", pod, check=False).returncode != 0,
+        lambda: (
+            e2e.cluster.kubectl("-n", PRACTICE, "get", "pod", str(pod), check=False).returncode != 0
+        ),
         timeout=120,
     )
 
@@ -205,7 +211,7 @@ async def test_helm_upgrade_keeps_a_live_sessions_codes(e2e: Installed, kube: Cl
     after = e2e.json("-n", NAMESPACE, "get", "deploy", f"{RELEASE}-sprechzimmer-signaling")
     assert after["metadata"]["generation"] > before["metadata"]["generation"]  # it rolled
     assert _codes(kube, "gruppe") == codes
-    wait_for("signaling back", lambda: _ready(e2e.signaling_url), timeout=120)
+    wait_for("signaling back", lambda: http_ok(e2e.signaling_url + "/readyz"), timeout=120)
     # Like a browser: `unavailable` is retried every 2 s (docs/signaling.md). Right after the
     # roll the new replica may still route the call to the old replica's unexpired Lease.
     rolled = time.monotonic()
@@ -236,19 +242,14 @@ def test_helm_uninstall_leaves_only_the_kept_crds(e2e: Installed, kube: Client) 
         return names
 
     wait_for("no object of the release left", lambda: not left(), timeout=120)
-    assert e2e.cluster.kubectl("get", "pod", "-n", PRACTICE, "-o", "name").stdout.strip() == ""
+    # The deleted sessions' media pods drain (up to terminationGracePeriodSeconds), then go.
+    wait_for(
+        "no media pod left",
+        lambda: not e2e.cluster.kubectl("get", "pod", "-n", PRACTICE, "-o", "name").stdout.strip(),
+        timeout=120,
+    )
     # crds.keep: the CRDs stay (deleting them would delete every session).
     assert (
         e2e.cluster.kubectl("get", "crd", "videosessions.sprechzimmer.io", check=False).returncode
         == 0
     )
-
-
-def _ready(url: str) -> bool:
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(url + "/readyz", timeout=3) as answer:
-            return bool(answer.status == 200)
-    except OSError:
-        return False
