@@ -40,10 +40,17 @@ from lightkube import Client, KubeConfig
 from lightkube.resources.core_v1 import Secret
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parent / "media-pod" / "bench")]
+REPO = HERE.parent
+sys.path[:0] = [
+    str(HERE),
+    str(REPO / "media-pod" / "bench"),
+    str(REPO / "operator" / "tests"),
+    str(REPO / "signaling" / "tests"),
+    str(REPO / "media-pod"),
+]
 import bench_forwarding as fwd  # noqa: E402
 import support  # noqa: E402  # operator/tests/support.py
-from harness import PRACTICE, Installed, real_node_install  # noqa: E402  (adds test helpers)
+from harness import PRACTICE, Installed, real_node_install  # noqa: E402
 from signaling_process import Person  # noqa: E402  # signaling/tests
 from sprechzimmer.contract import SecretKey  # noqa: E402
 
