@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import os
 import sys
@@ -37,7 +36,6 @@ from typing import Any
 import aiohttp
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCIceServer, RTCIceTransportPolicy
 from lightkube import Client, KubeConfig
-from lightkube.resources.core_v1 import Secret
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -88,19 +86,7 @@ def _container_pid(cgroup: Path, container_id: str) -> int:
 async def five_person_call(installed: Installed, kube: Client, seconds: float) -> dict[str, Any]:
     created = time.monotonic()
     support.create_session(kube, PRACTICE, "bench", clients=4)
-    body = support.wait_for(
-        "codes",
-        lambda: (
-            (support.get_session(kube, PRACTICE, "bench") or {})
-            .get("status", {})
-            .get("codesSecretName")
-        ),
-        60,
-    )
-    data = kube.get(Secret, str(body), namespace=PRACTICE).data or {}
-    codes = {
-        k.value: base64.b64decode(data[k.value]).decode() for k in SecretKey if k.value in data
-    }
+    codes = support.codes(kube, PRACTICE, "bench")
     support.wait_for("Ready", support.phase_is(kube, PRACTICE, "bench", "Ready"), 180)
     result: dict[str, Any] = {"session created → Ready (s)": round(time.monotonic() - created, 2)}
     status = support.status(kube, PRACTICE, "bench")

@@ -8,7 +8,6 @@ The tests run in this order and share one install (``conftest.e2e``); the last o
 from __future__ import annotations
 
 import asyncio
-import base64
 import time
 from typing import Any
 
@@ -17,7 +16,6 @@ import support  # operator/tests/support.py
 from aiortc import RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from harness import CHART, NAMESPACE, PRACTICE, RELEASE, Installed, http_ok
 from lightkube import Client
-from lightkube.resources.core_v1 import Secret
 from signaling_process import Person  # signaling/tests
 from sprechzimmer.contract import SecretKey
 from sprechzimmer.devcluster.cluster import wait_for
@@ -33,20 +31,6 @@ class _SignalledTurn:
     def ice_server(self, transport: str = "udp") -> RTCIceServer:
         url = next(u for u in self.server["urls"] if u.endswith(f"transport={transport}"))
         return RTCIceServer(url, self.server["username"], self.server["credential"])
-
-
-def _codes(kube: Client, name: str) -> dict[str, str]:
-    body = support.wait_for(
-        f"{name} codes",
-        lambda: (
-            (support.get_session(kube, PRACTICE, name) or {})
-            .get("status", {})
-            .get("codesSecretName")
-        ),
-        60,
-    )
-    data = kube.get(Secret, str(body), namespace=PRACTICE).data or {}
-    return {k.value: base64.b64decode(data[k.value]).decode() for k in SecretKey if k.value in data}
 
 
 def _media_pod(e2e: Installed, kube: Client, name: str) -> dict[str, Any]:
@@ -82,7 +66,7 @@ async def _join_group(
 async def test_group_call_runs_on_a_real_media_pod(e2e: Installed, kube: Client) -> None:
     started = time.monotonic()
     support.create_session(kube, PRACTICE, "gruppe", clients=2)
-    codes = _codes(kube, "gruppe")
+    codes = support.codes(kube, PRACTICE, "gruppe")
     support.wait_for("gruppe Ready", support.phase_is(kube, PRACTICE, "gruppe", "Ready"), 180)
     e2e.timings["group session created → Ready"] = time.monotonic() - started
     pod = _media_pod(e2e, kube, "gruppe")
@@ -128,18 +112,30 @@ async def test_group_call_runs_on_a_real_media_pod(e2e: Installed, kube: Client)
                 await person.close()
 
 
+async def _relay(
+    sender: Person, receiver: Person, to: str, description: RTCSessionDescription
+) -> RTCSessionDescription:
+    """One SDP through signaling's relay, as the receiving browser gets it."""
+    await sender.send(
+        type="sdp", to=to, description={"type": description.type, "sdp": description.sdp}
+    )
+    got = (await receiver.expect("sdp", 30))["description"]
+    return RTCSessionDescription(got["sdp"], got["type"])
+
+
 async def test_one_to_one_call_through_signaling(e2e: Installed, kube: Client) -> None:
     support.create_session(kube, PRACTICE, "eins", clients=1)
-    codes = _codes(kube, "eins")
+    codes = support.codes(kube, PRACTICE, "eins")
     support.wait_for("eins Ready", support.phase_is(kube, PRACTICE, "eins", "Ready"), 120)
     async with aiohttp.ClientSession() as http:
-        host = await Person(http, e2e.signaling_url).connect()
-        client = await Person(http, e2e.signaling_url).connect()
-        welcome = await host.hello({"link": codes[SecretKey.HOST_LINK_TOKEN.value]})
-        assert welcome["type"] == "welcome", welcome
+        host, client = [await Person(http, e2e.signaling_url).connect() for _ in range(2)]
+        links = (SecretKey.HOST_LINK_TOKEN, SecretKey.CLIENT_LINK_TOKEN)
+        welcome, c_welcome = [
+            await p.hello({"link": codes[k.value]})
+            for p, k in zip((host, client), links, strict=True)
+        ]
+        assert [w["type"] for w in (welcome, c_welcome)] == ["welcome"] * 2, (welcome, c_welcome)
         assert welcome["mode"] == "PeerToPeer"
-        c_welcome = await client.hello({"link": codes[SecretKey.CLIENT_LINK_TOKEN.value]})
-        assert c_welcome["type"] == "welcome", c_welcome
         await host.send(type="join")
         await client.send(type="join")
         caller, callee = RTCPeerConnection(), RTCPeerConnection()
@@ -157,23 +153,11 @@ async def test_one_to_one_call_through_signaling(e2e: Installed, kube: Client) -
         try:
             caller.addTrack(media.TestPattern(1))
             await caller.setLocalDescription(await caller.createOffer())
-            await client.send(
-                type="sdp", to=welcome["you"],
-                description={"type": "offer", "sdp": caller.localDescription.sdp},
-            )  # fmt: skip
-            offer = await host.expect("sdp", 30)
-            await callee.setRemoteDescription(
-                RTCSessionDescription(offer["description"]["sdp"], "offer")
-            )
+            offer = await _relay(client, host, welcome["you"], caller.localDescription)
+            await callee.setRemoteDescription(offer)
             await callee.setLocalDescription(await callee.createAnswer())
-            await host.send(
-                type="sdp", to=c_welcome["you"],
-                description={"type": "answer", "sdp": callee.localDescription.sdp},
-            )  # fmt: skip
-            answer = await client.expect("sdp", 30)
-            await caller.setRemoteDescription(
-                RTCSessionDescription(answer["description"]["sdp"], "answer")
-            )
+            answer = await _relay(host, client, c_welcome["you"], callee.localDescription)
+            await caller.setRemoteDescription(answer)
             await media.wait_for(lambda: len(received) >= 10, 60, "video frames peer to peer")
         finally:
             await caller.close()
@@ -202,7 +186,7 @@ def test_expiry_tears_the_media_pod_down(e2e: Installed, kube: Client) -> None:
 
 
 async def test_helm_upgrade_keeps_a_live_sessions_codes(e2e: Installed, kube: Client) -> None:
-    codes = _codes(kube, "gruppe")
+    codes = support.codes(kube, PRACTICE, "gruppe")
     before = e2e.json("-n", NAMESPACE, "get", "deploy", f"{RELEASE}-sprechzimmer-signaling")
     e2e.helm(
         "upgrade", RELEASE, str(CHART), *e2e.values,
@@ -210,7 +194,7 @@ async def test_helm_upgrade_keeps_a_live_sessions_codes(e2e: Installed, kube: Cl
     )  # fmt: skip
     after = e2e.json("-n", NAMESPACE, "get", "deploy", f"{RELEASE}-sprechzimmer-signaling")
     assert after["metadata"]["generation"] > before["metadata"]["generation"]  # it rolled
-    assert _codes(kube, "gruppe") == codes
+    assert support.codes(kube, PRACTICE, "gruppe") == codes
     wait_for("signaling back", lambda: http_ok(e2e.signaling_url + "/readyz"), timeout=120)
     # Like a browser: `unavailable` is retried every 2 s (docs/signaling.md). Right after the
     # roll the new replica may still route the call to the old replica's unexpired Lease.

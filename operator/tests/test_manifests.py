@@ -9,13 +9,14 @@ from sprechzimmer.contract.mediapod import RUN_AS_UID
 from sprechzimmer.operator.core import manifests
 from sprechzimmer.operator.core.codes import CodePair
 from sprechzimmer.operator.core.model import ANNOTATION_TURN_PORT, Session
+from sprechzimmer.operator.core.settings import OperatorSettings
 
 pytestmark = pytest.mark.unit
 S = Session.parse(session_body(clients=3))
 CFG = settings()
 
 
-def pod() -> dict:
+def pod(configured: OperatorSettings = CFG) -> dict:
     return manifests.media_pod(
         S,
         incarnation=2,
@@ -23,7 +24,7 @@ def pod() -> dict:
         expires_at=at(hours=24),
         now=at(0),
         allowed_regions=frozenset({"de-fra"}),
-        settings=CFG,
+        settings=configured,
     )
 
 
@@ -79,15 +80,7 @@ def test_media_pod_takes_configured_tolerations_and_node_selector() -> None:
         media_tolerations=[toleration],
         media_node_selector={"sprechzimmer.io/real-node": "true"},
     )
-    spec = manifests.media_pod(
-        S,
-        incarnation=0,
-        turn_port=10042,
-        expires_at=at(hours=1),
-        now=at(0),
-        allowed_regions=frozenset({"de-fra"}),
-        settings=configured,
-    )["spec"]
+    spec = pod(configured)["spec"]
     assert spec["tolerations"] == [toleration]
     assert spec["nodeSelector"] == {"sprechzimmer.io/real-node": "true"}
     # The region affinity stays: a selector narrows placement, never widens it.
