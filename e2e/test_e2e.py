@@ -8,6 +8,7 @@ The tests run in this order and share one install (``conftest.e2e``); the last o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -61,6 +62,13 @@ async def _join_group(
         RTCSessionDescription(answer["description"]["sdp"], "answer")
     )
     return person, client
+
+
+def test_helm_test_passes(e2e: Installed) -> None:
+    """The chart's own smoke test (signaling /readyz, operator /healthz through their Services,
+    addressed by environment variables: no cluster DNS needed)."""
+    out = e2e.helm("test", RELEASE, "--timeout", "3m")
+    assert "Phase:          Succeeded" in out, out
 
 
 async def test_group_call_runs_on_a_real_media_pod(e2e: Installed, kube: Client) -> None:
@@ -196,18 +204,22 @@ async def test_helm_upgrade_keeps_a_live_sessions_codes(e2e: Installed, kube: Cl
     assert after["metadata"]["generation"] > before["metadata"]["generation"]  # it rolled
     assert support.codes(kube, PRACTICE, "gruppe") == codes
     wait_for("signaling back", lambda: http_ok(e2e.signaling_url + "/readyz"), timeout=120)
-    # Like a browser: `unavailable` is retried every 2 s (docs/signaling.md). Right after the
-    # roll the new replica may still route the call to the old replica's unexpired Lease.
+    # Like a browser: a failed connection and `unavailable` are retried every 2 s
+    # (docs/signaling.md). Right after the roll, the new replica may still route the call to the
+    # old replica's unexpired Lease, and the NodePort briefly led to no pod in one run of five.
     rolled = time.monotonic()
-    async with aiohttp.ClientSession() as http:
+    timeout = aiohttp.ClientTimeout(total=20, sock_connect=5)
+    async with aiohttp.ClientSession(timeout=timeout) as http:
         while True:
-            person = await Person(http, e2e.signaling_url).connect()
-            welcome = await person.hello({"link": codes[SecretKey.CLIENT_LINK_TOKEN.value]})
-            await person.close()
-            if welcome["type"] == "welcome" or welcome.get("code") != "unavailable":
+            welcome: dict[str, Any] = {}
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                person = await Person(http, e2e.signaling_url).connect()
+                welcome = await person.hello({"link": codes[SecretKey.CLIENT_LINK_TOKEN.value]})
+                await person.close()
+            if welcome.get("type") == "welcome" or welcome.get("code") not in (None, "unavailable"):
                 break
-            assert time.monotonic() - rolled < 60, "still unavailable a minute after the upgrade"
-            await asyncio.sleep(2.0)  # the browser client's retry interval for `unavailable`
+            assert time.monotonic() - rolled < 90, "signaling unusable 90 s after the upgrade"
+            await asyncio.sleep(2.0)  # the browser client's retry interval
     e2e.timings["upgrade: joins unavailable after the roll (s)"] = time.monotonic() - rolled
     assert welcome["type"] == "welcome", welcome
 
