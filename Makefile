@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 COMPONENTS := contract hack/devcluster operator media-pod signaling
 PYPROJECTS := $(addsuffix /pyproject.toml,$(COMPONENTS))
 
-.PHONY: help packages dev tools up links down status lint test test-unit
+.PHONY: help packages dev tools up links down status lint test test-unit e2e
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -51,8 +51,11 @@ lint: dev ## ruff, formatting, mypy and the import-direction contracts (.importl
 test-unit: dev ## only the tests that need no processes
 	$(BIN)/pytest -m unit
 
-test: packages dev tools lint ## everything: lint, unit, cluster and media tests
+test: packages dev tools lint ## everything: lint, unit, cluster, media and e2e tests
 	$(BIN)/pytest
+
+e2e: packages dev tools ## the e2e: control plane + real node, images, helm install, e2e/ (docs/e2e.md)
+	$(BIN)/pytest e2e -v -rs
 
 .PHONY: images
 images: packages dev ## build the images without a registry into .images/ (cached); IMPORT_TO=<containerd socket> imports them

@@ -40,6 +40,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from sprechzimmer.contract.mediapod import RUN_AS_UID
 from sprechzimmer.devcluster.images import write_docker_archive
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,7 +49,7 @@ CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "sprech
 SUITE = "bookworm"
 MIRROR = os.environ.get("SPRECHZIMMER_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 SITE_PACKAGES = "usr/local/lib/python3.11/dist-packages"
-UID = GID = 10001
+UID = GID = RUN_AS_UID  # the media pod's runAsUser/fsGroup too (one definition)
 USER = f"{UID}:{GID}"
 PATH = "/usr/local/bin:/usr/bin:/bin"
 ENV = [f"PATH={PATH}", "PYTHONDONTWRITEBYTECODE=1", "PYTHONUNBUFFERED=1", "LANG=C.UTF-8"]
@@ -58,9 +59,9 @@ DROP = ("usr/share/doc/", "usr/share/man/", "usr/share/info/", "usr/share/locale
 # chart mounts an emptyDir there; without one Python finds no usable temporary directory).
 ACCOUNTS = {  # /etc/passwd and /etc/group
     "passwd": "root:x:0:0:root:/root:/usr/sbin/nologin\n"
-    "sprechzimmer:x:10001:10001::/nonexistent:/usr/sbin/nologin\n"
+    f"sprechzimmer:x:{UID}:{GID}::/nonexistent:/usr/sbin/nologin\n"
     "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
-    "group": "root:x:0:\nsprechzimmer:x:10001:\nnogroup:x:65534:\n",
+    "group": f"root:x:0:\nsprechzimmer:x:{GID}:\nnogroup:x:65534:\n",
 }
 
 

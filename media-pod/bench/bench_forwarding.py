@@ -133,8 +133,10 @@ class LoadPeer:
         pair = dtls.transport._connection._nominated[1]
         self.tx = dtls._tx_srtp
         self.rx = dtls._rx_srtp
-        self.sock = pair.protocol.transport
-        self.sock.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 21)
+        self.sock = pair.protocol.transport  # a UDP socket, or aioice's TurnTransport when relayed
+        own = self.sock.get_extra_info("socket")  # a relayed path has no socket of its own
+        if own is not None:
+            own.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 21)
         self.remote = tuple(pair.remote_addr)
         original = pair.protocol.datagram_received
         rx = self.rx
@@ -200,13 +202,21 @@ def ext_block(ids: dict[str, int], mid: str, level: int | None) -> bytes:
     return struct.pack("!HH", 0xBEDE, len(body) // 4) + body
 
 
-async def join(session: aiohttp.ClientSession, url: str, name: str) -> LoadPeer:
-    pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
-    audio = pc.addTransceiver("audio", direction="sendonly")
-    video = pc.addTransceiver("video", direction="sendonly")
+def load_pc(configuration: RTCConfiguration | None = None) -> RTCPeerConnection:
+    """A participant's peer connection: one audio + one video sender, four receive slots."""
+    pc = RTCPeerConnection(
+        configuration or RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+    )
+    pc.addTransceiver("audio", direction="sendonly")
+    pc.addTransceiver("video", direction="sendonly")
     for _ in range(PARTICIPANTS - 1):
         pc.addTransceiver("audio", direction="recvonly")
         pc.addTransceiver("video", direction="recvonly")
+    return pc
+
+
+async def join(session: aiohttp.ClientSession, url: str, name: str) -> LoadPeer:
+    pc = load_pc()
     await pc.setLocalDescription(await pc.createOffer())
     async with session.post(
         url + "/v1/participants",
@@ -215,11 +225,17 @@ async def join(session: aiohttp.ClientSession, url: str, name: str) -> LoadPeer:
     ) as response:
         body = await response.json()
         assert response.status == 201, body
-    await pc.setRemoteDescription(RTCSessionDescription(body["sdp"], "answer"))
+    return await answered(pc, name, body["sdp"])
+
+
+async def answered(pc: RTCPeerConnection, name: str, answer_sdp: str) -> LoadPeer:
+    """Apply the SFU's answer to a :func:`load_pc` connection; its pre-built RTP streams."""
+    await pc.setRemoteDescription(RTCSessionDescription(answer_sdp, "answer"))
     # aiortc's own RTP loops would compete for the load core: stop them, keep the transport.
     for transceiver in pc.getTransceivers():
         hooks._stub_sender(transceiver.sender)
-    answer = aiortc_sdp.SessionDescription.parse(body["sdp"])
+    audio, video = pc.getTransceivers()[:2]
+    answer = aiortc_sdp.SessionDescription.parse(answer_sdp)
     ids = {e.uri: e.id for m in answer.media for e in m.rtp.headerExtensions}
     by_mid = {m.rtp.muxId: m for m in answer.media}
 

@@ -6,6 +6,7 @@ control plane exactly as signaling will write them (docs/operator.md, "Contracts
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import signal
@@ -36,6 +37,7 @@ from sprechzimmer.contract import (
     USAGE_RECORD_KIND,
     USAGE_RECORD_PLURAL,
     VERSION,
+    SecretKey,
 )
 from sprechzimmer.devcluster.cluster import free_ports
 
@@ -227,6 +229,17 @@ def delete_sessions(kube: Client, namespace: str, timeout: float = 30.0) -> None
     wait_for(
         "sessions deleted", lambda: not list(kube.list(VideoSession, namespace=namespace)), timeout
     )
+
+
+def codes(kube: Client, namespace: str, name: str, timeout: float = 60.0) -> dict[str, str]:
+    """Wait for the session's codes Secret; its codes and link tokens by ``SecretKey`` value."""
+    secret = wait_for(
+        f"{name} codes",
+        lambda: (get_session(kube, namespace, name) or {}).get("status", {}).get("codesSecretName"),
+        timeout,
+    )
+    data = kube.get(Secret, str(secret), namespace=namespace).data or {}
+    return {k.value: base64.b64decode(data[k.value]).decode() for k in SecretKey if k.value in data}
 
 
 def get_session(kube: Client, namespace: str, name: str) -> dict[str, Any] | None:

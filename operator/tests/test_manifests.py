@@ -5,16 +5,18 @@ from datetime import timedelta
 import pytest
 from operator_builders import at, session_body, settings
 from sprechzimmer.contract import LABEL_SESSION_UID, REGION_LABEL, SecretKey
+from sprechzimmer.contract.mediapod import RUN_AS_UID
 from sprechzimmer.operator.core import manifests
 from sprechzimmer.operator.core.codes import CodePair
 from sprechzimmer.operator.core.model import ANNOTATION_TURN_PORT, Session
+from sprechzimmer.operator.core.settings import OperatorSettings
 
 pytestmark = pytest.mark.unit
 S = Session.parse(session_body(clients=3))
 CFG = settings()
 
 
-def pod() -> dict:
+def pod(configured: OperatorSettings = CFG) -> dict:
     return manifests.media_pod(
         S,
         incarnation=2,
@@ -22,7 +24,7 @@ def pod() -> dict:
         expires_at=at(hours=24),
         now=at(0),
         allowed_regions=frozenset({"de-fra"}),
-        settings=CFG,
+        settings=configured,
     )
 
 
@@ -56,6 +58,43 @@ def test_media_pod_is_restricted_pinned_and_owned() -> None:
     }
     assert spec["activeDeadlineSeconds"] == 24 * 3600 + manifests.POD_DEADLINE_SLACK_SECONDS
     assert spec["automountServiceAccountToken"] is False
+    # No extra placement unless configured.
+    assert "tolerations" not in spec
+    assert "nodeSelector" not in spec
+
+
+def test_media_pod_runs_as_the_images_user_and_owns_its_volumes() -> None:
+    context = pod()["spec"]["securityContext"]
+    assert context["runAsUser"] == context["runAsGroup"] == RUN_AS_UID
+    assert context["fsGroup"] == RUN_AS_UID  # /run/turn is written by the init container
+
+
+def test_media_pod_takes_configured_tolerations_and_node_selector() -> None:
+    toleration = {
+        "key": "sprechzimmer.io/real-node",
+        "operator": "Equal",
+        "value": "true",
+        "effect": "NoSchedule",
+    }
+    configured = settings(
+        media_tolerations=[toleration],
+        media_node_selector={"sprechzimmer.io/real-node": "true"},
+    )
+    spec = pod(configured)["spec"]
+    assert spec["tolerations"] == [toleration]
+    assert spec["nodeSelector"] == {"sprechzimmer.io/real-node": "true"}
+    # The region affinity stays: a selector narrows placement, never widens it.
+    assert spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+
+
+def test_media_placement_settings_parse_from_json_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "SPRECHZIMMER_OPERATOR_MEDIA_TOLERATIONS", '[{"key": "k", "operator": "Exists"}]'
+    )
+    monkeypatch.setenv("SPRECHZIMMER_OPERATOR_MEDIA_NODE_SELECTOR", '{"pool": "media"}')
+    parsed = settings()
+    assert parsed.media_tolerations == [{"key": "k", "operator": "Exists"}]
+    assert parsed.media_node_selector == {"pool": "media"}
 
 
 def test_media_pod_env_contract() -> None:

@@ -3,7 +3,6 @@ handle + code, relay, presence → Active → billing, resume, and every admissi
 
 from __future__ import annotations
 
-import base64
 import json
 from datetime import timedelta
 from typing import Any
@@ -12,7 +11,6 @@ import aiohttp
 import pytest
 import support
 from lightkube import Client
-from lightkube.resources.core_v1 import Secret
 from signaling_process import Person, StartSignaling
 from sprechzimmer.contract import SecretKey
 from sprechzimmer.contract.keys import shared_turn_secret, turn_rest_credentials
@@ -24,17 +22,7 @@ pytestmark = pytest.mark.cluster
 def ready_session(kube: Client, namespace: str, name: str, **options: Any) -> dict[str, str]:
     """Create a session, wait until its codes exist; return codes and link tokens."""
     support.create_session(kube, namespace, name, **options)
-    body = support.wait_for(
-        f"{name} codes",
-        lambda: (
-            (support.get_session(kube, namespace, name) or {})
-            .get("status", {})
-            .get("codesSecretName")
-            and support.get_session(kube, namespace, name)
-        ),
-    )
-    data = kube.get(Secret, body["status"]["codesSecretName"], namespace=namespace).data or {}
-    return {k.value: base64.b64decode(data[k.value]).decode() for k in SecretKey if k.value in data}
+    return support.codes(kube, namespace, name)
 
 
 def sloppy(code: str) -> str:

@@ -92,3 +92,20 @@ def test_host_record_round_trips(tmp_path: Path) -> None:
     )
     before.save(tmp_path / "record.json")
     assert hoststate.HostSnapshot.load(tmp_path / "record.json") == before
+
+
+def test_operator_media_env_places_media_pods_on_the_node(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fed to the operator's own settings parser: media pods tolerate exactly the node's taint,
+    select its label, and never pull (the image is imported)."""
+    from sprechzimmer.operator.core.settings import OperatorSettings
+
+    for name, value in config.operator_media_env("sprechzimmer/media-pod:0.1.0").items():
+        monkeypatch.setenv(name, value)
+    settings = OperatorSettings(shared_key="k" * 32)
+    assert settings.media_image == settings.turn_image == "sprechzimmer/media-pod:0.1.0"
+    assert settings.image_pull_policy == "Never"
+    [toleration] = settings.media_tolerations
+    taint = config.kubelet_config(LAYOUT)["registerWithTaints"][0]
+    assert {k: toleration[k] for k in ("key", "value", "effect")} == taint
+    assert toleration["operator"] == "Equal"
+    assert settings.media_node_selector.items() <= config.node_labels().items()

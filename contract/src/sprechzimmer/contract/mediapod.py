@@ -52,5 +52,9 @@ MAX_SDP_BYTES: Final = 32 * 1024
 GRACE_SECONDS: Final = 30
 DRAIN_MARGIN_SECONDS: Final = 5
 TERMINATION_GRACE_PERIOD_SECONDS: Final = GRACE_SECONDS + DRAIN_MARGIN_SECONDS
+# The uid/gid every Sprechzimmer image runs as (``images/build.py`` writes its passwd entry) and
+# the media pod's runAsUser/runAsGroup/fsGroup (``operator.core.manifests``): one definition, so
+# the pod's volumes (``/run/turn``) are writable by the user the image was built for.
+RUN_AS_UID: Final = 10001
 # Longest /v1/events long poll the SFU holds open.
 MAX_EVENTS_POLL_SECONDS: Final = 30

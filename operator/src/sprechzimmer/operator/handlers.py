@@ -23,6 +23,7 @@ from sprechzimmer.contract import (
     VERSION,
     Component,
 )
+from sprechzimmer.operator.adapters.kube import login_with_service_account_or_kubeconfig
 from sprechzimmer.operator.adapters.metrics import Metrics
 from sprechzimmer.operator.reconciler import Reconciler
 
@@ -60,4 +61,4 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler, metrics: M
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+        return login_with_service_account_or_kubeconfig(**kwargs)

@@ -15,8 +15,8 @@ import socket
 import struct
 import sys
 import urllib.request
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Final, TypeVar
 
 from sprechzimmer.contract.keys import shared_turn_secret
@@ -50,6 +50,8 @@ class AddonContext:
     operator_port: int
     signaling_port: int
     turn_port: int
+    # Extra operator settings, e.g. the real node's media placement (realnode_config).
+    operator_env: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def signaling_url(self) -> str:
@@ -85,8 +87,11 @@ def plan(requested: Iterable[str]) -> tuple[str, ...]:
     return tuple(name for name in ADDON_ORDER if name in wanted)
 
 
-def start_addons(cluster: LocalCluster, requested: Iterable[str]) -> dict[str, str]:
-    """Start the requested add-ons in order; return their ``endpoints.env`` lines."""
+def start_addons(
+    cluster: LocalCluster, requested: Iterable[str], operator_env: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Start the requested add-ons in order; return their ``endpoints.env`` lines.
+    ``operator_env``: extra operator settings (the real node's media placement)."""
     addons = plan(requested)
     if not addons:
         return {}
@@ -97,6 +102,7 @@ def start_addons(cluster: LocalCluster, requested: Iterable[str]) -> dict[str, s
         operator_port=operator_port,
         signaling_port=signaling_port,
         turn_port=free_udp_and_tcp_port(),
+        operator_env=dict(operator_env or {}),
     )
     cluster.kubectl("create", "namespace", SYSTEM_NAMESPACE, check=False)
     endpoints: dict[str, str] = {}
@@ -177,6 +183,7 @@ def start_operator(cluster: LocalCluster, context: AddonContext) -> dict[str, st
     }
     if "signaling" in context.addons:
         env["SPRECHZIMMER_OPERATOR_SIGNALING_URL"] = context.signaling_url
+    env.update(context.operator_env)
     cluster.spawn("operator", [sys.executable, "-m", "sprechzimmer.operator"], env=env)
     base = f"http://127.0.0.1:{context.operator_port}"
     _wait_ready(cluster, "operator", "operator /healthz", 60, _http_ok, base + "/healthz")

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import yaml
 from sprechzimmer.contract import LABEL_COMPONENT, LABEL_SESSION_UID, Component, SecretKey
-from sprechzimmer.devcluster import realnode
+from sprechzimmer.devcluster import realnode, realnode_config
 from sprechzimmer.devcluster.addons import ADDON_ORDER, plan, start_addons
 from sprechzimmer.devcluster.cluster import (
     REPO_ROOT,
@@ -112,11 +112,19 @@ def supervise(state: Path, addons: list[str], real_node: str = "no") -> int:
     try:
         cluster.start()
         endpoints = cluster.endpoints()
+        operator_env: dict[str, str] = {}
         if claim is not None:
             endpoints.update(realnode.RealNode(cluster, claim).start())
             note = f"real node {endpoints['REAL_NODE']} Ready ({endpoints['REAL_NODE_IP']})"
+            if "operator" in plan(addons):
+                # Group sessions get a real media pod: the media image imported into the
+                # node, and the operator told to place media pods there.
+                socket = Path(endpoints["REAL_NODE_CONTAINERD"])
+                image = realnode.build_images(socket, "media")["media"]
+                operator_env = realnode_config.operator_media_env(image)
+                note += f"; media pods run there ({image})"
         (state / _REAL_NODE_NOTE).write_text(note + "\n")
-        endpoints.update(start_addons(cluster, addons))
+        endpoints.update(start_addons(cluster, addons, operator_env))
         env = "".join(f"{k}={v}\n" for k, v in endpoints.items())
         (state / "endpoints.env").write_text(env)
         (state / "pids.json").write_text(json.dumps(cluster.pids()))

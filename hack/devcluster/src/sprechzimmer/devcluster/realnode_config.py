@@ -22,6 +22,9 @@ REAL_NODE_LABEL = "sprechzimmer.io/real-node"
 # Only pods that tolerate this land here: without it the scheduler would send the node any de-fra
 # pod, whose image it does not have (there is no registry).
 TAINT = {"key": REAL_NODE_LABEL, "value": "true", "effect": "NoSchedule"}
+# What a pod meant for the node carries: this toleration and this nodeSelector.
+TOLERATION = {"operator": "Equal", **TAINT}
+NODE_SELECTOR = {REAL_NODE_LABEL: "true"}
 BRIDGE = "realnode0"
 # Not KWOK's 10.244.0.0/16: those pod IPs are fake and must never route here.
 POD_SUBNET = "10.245.0.0/24"
@@ -146,6 +149,19 @@ def cni_conflist(layout: NodeLayout) -> dict[str, Any]:
             },
             {"type": "portmap", "capabilities": {"portMappings": True}, "snat": True},
         ],
+    }
+
+
+def operator_media_env(media_image: str) -> dict[str, str]:
+    """The operator's settings that put every media pod on this node, with the media image
+    imported into its containerd (``imagePullPolicy: Never``: there is no registry)."""
+    prefix = "SPRECHZIMMER_OPERATOR_"
+    return {
+        f"{prefix}MEDIA_IMAGE": media_image,
+        f"{prefix}TURN_IMAGE": media_image,  # the media image brings coturn's turnserver
+        f"{prefix}IMAGE_PULL_POLICY": "Never",
+        f"{prefix}MEDIA_TOLERATIONS": json.dumps([TOLERATION]),
+        f"{prefix}MEDIA_NODE_SELECTOR": json.dumps(NODE_SELECTOR),
     }
 
 

@@ -17,7 +17,9 @@ watch streams authenticate the same way.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
+import os
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from urllib.parse import quote
@@ -112,12 +114,30 @@ def object_path(api_version: str, plural: str, namespace: str | None, name: str)
     return f"{collection_path(api_version, plural, namespace)}/{quote(name, safe='')}"
 
 
+def in_cluster_server(env: Mapping[str, str]) -> str | None:
+    """The API server as every in-cluster client finds it: ``KUBERNETES_SERVICE_HOST``/``_PORT``
+    (an IP, set by the kubelet), not the name ``kubernetes.default.svc``, which needs cluster
+    DNS (the devcluster's real node has none)."""
+    host = env.get("KUBERNETES_SERVICE_HOST")
+    if not host:
+        return None
+    port = env.get("KUBERNETES_SERVICE_PORT", "443")
+    return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
+
+
+def login_with_service_account_or_kubeconfig(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """Kopf's own login helpers, with the service account's server taken from the environment
+    (:func:`in_cluster_server`); Kopf's helper hard-codes ``https://kubernetes.default.svc``."""
+    info = kopf.login_with_service_account(**kwargs)
+    if info is not None:
+        server = in_cluster_server(os.environ)
+        return dataclasses.replace(info, server=server) if server else info
+    return kopf.login_with_kubeconfig(**kwargs)
+
+
 def login() -> kopf.ConnectionInfo:
     """The in-cluster service account, else $KUBECONFIG / ~/.kube/config (as Kopf logs in)."""
-    settings = kopf.OperatorSettings()
-    info = kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(
-        settings=settings
-    )
+    info = login_with_service_account_or_kubeconfig(settings=kopf.OperatorSettings())
     if info is None:
         raise RuntimeError("no Kubernetes credentials: no service account and no kubeconfig")
     return info

@@ -27,6 +27,7 @@ from sprechzimmer.contract.mediapod import (
     CONTROL_PORT,
     GRACE_SECONDS,
     MAX_CALL_PARTICIPANTS,
+    RUN_AS_UID,
     TERMINATION_GRACE_PERIOD_SECONDS,
     MediaEnv,
 )
@@ -170,6 +171,13 @@ def media_pod(
     turn_mount = {"name": "turn-config", "mountPath": TURN_CONFIG_DIR}
     tmp_mount = {"name": "tmp", "mountPath": "/tmp"}  # noqa: S108 - an emptyDir, not the host's /tmp
     deadline = max(1, math.ceil((expires_at - now).total_seconds())) + POD_DEADLINE_SLACK_SECONDS
+    # Extra placement from the settings (e.g. a dedicated, tainted media node pool): narrows the
+    # region affinity above, never widens it.
+    placement_extra: dict[str, Any] = {}
+    if settings.media_tolerations:
+        placement_extra["tolerations"] = [dict(t) for t in settings.media_tolerations]
+    if settings.media_node_selector:
+        placement_extra["nodeSelector"] = dict(settings.media_node_selector)
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -182,6 +190,7 @@ def media_pod(
         },
         "spec": {
             "affinity": node_affinity(allowed_regions),
+            **placement_extra,
             "restartPolicy": "Always",
             "activeDeadlineSeconds": deadline,
             "terminationGracePeriodSeconds": TERMINATION_GRACE_PERIOD_SECONDS,
@@ -189,8 +198,9 @@ def media_pod(
             "enableServiceLinks": False,
             "securityContext": {
                 "runAsNonRoot": True,
-                "runAsUser": 65532,
-                "runAsGroup": 65532,
+                "runAsUser": RUN_AS_UID,
+                "runAsGroup": RUN_AS_UID,
+                "fsGroup": RUN_AS_UID,
                 "seccompProfile": {"type": "RuntimeDefault"},
             },
             "initContainers": [

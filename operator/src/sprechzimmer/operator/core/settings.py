@@ -124,6 +124,14 @@ class OperatorSettings(BaseSettings):
     turn_image: str = "coturn/coturn:4.6.3"
     image_pull_policy: str = "IfNotPresent"
     turn_realm: str = "sprechzimmer"
+    media_tolerations: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Tolerations of media pods (JSON list of core/v1 Toleration).",
+    )
+    media_node_selector: dict[str, str] = Field(
+        default_factory=dict,
+        description="nodeSelector of media pods (JSON object), on top of the region affinity.",
+    )
     media_resources: MediaResources = MediaResources()
     host_port_min: int = Field(10000, ge=1024, le=65535)
     host_port_max: int = Field(20000, ge=1024, le=65535)
