@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
@@ -80,7 +81,7 @@ def two(changed: datetime) -> Presence:
         ),
         (
             "resume running",
-            BillingState(30, 1, at(40), True, LEASE),
+            BillingState(30, 1, at(40), True, LEASE, presence_changed_at=at(10)),
             two(at(10)),
             lease(at(95)),
             at(100),
@@ -125,7 +126,7 @@ def two(changed: datetime) -> Presence:
         ),
         (
             "stops at expiry",
-            BillingState(checkpoint_at=EXP - timedelta(seconds=20)),
+            BillingState(checkpoint_at=EXP - timedelta(seconds=20), presence_changed_at=at(10)),
             two(at(10)),
             lease(EXP),
             EXP + timedelta(seconds=50),
@@ -179,6 +180,72 @@ def test_checkpoint_is_due_on_changes_and_intervals_not_otherwise() -> None:
 
 
 def test_clock_going_backwards_never_uncounts() -> None:
-    state = BillingState(100, 2, at(100), True, LEASE)
+    state = BillingState(100, 2, at(100), True, LEASE, presence_changed_at=at(0))
     result = step(state, two(at(0)), lease(at(95)), at(90))
     assert result.state.billable_seconds == 100
+
+
+def left(changed: datetime) -> Presence:
+    return Presence(0, False, 2, changed, LEASE)
+
+
+def seen(total: int, cp: float, running: bool, changed: float | None) -> BillingState:
+    """A checkpoint at ``cp`` computed from the presence change at ``changed`` (None: no record)."""
+    return BillingState(
+        total,
+        minutes_for(total),
+        at(cp),
+        running,
+        LEASE if running else None,
+        presence_changed_at=None if changed is None else at(changed),
+    )
+
+
+# A checkpoint (cp) planned from the presence before a change can land after the change was
+# stamped (signaling stamps changedAt, then patches; the operator plans from its watch). Rows:
+# name, checkpoint, presence now, then seconds, minutes, billing and due after the step.
+# "no record": a checkpoint that saw no presence (or a status from before presenceChangedAt)
+# keeps what it counted; "same second": a change stamped in the second of the seen one.
+LATE = [
+    ("leave stamped before cp", seen(16, 20, True, 4), left(at(18)), 14, 1, False, True),
+    ("join stamped before cp", seen(0, 20, False, 5), two(at(18)), 12, 1, True, True),
+    ("seen change not recounted", seen(16, 20, True, 4), two(at(4)), 26, 1, True, False),
+    ("same second as the seen one", seen(16, 20, False, 20), left(at(20)), 16, 1, False, False),
+    ("no record: cp kept", seen(16, 20, True, None), left(at(18)), 16, 1, False, True),
+    ("stale cp gives a minute back", seen(65, 25, True, -40), left(at(15)), 55, 1, False, True),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "state", "presence", "seconds", "minutes", "billing", "due"), LATE
+)
+def test_late_presence_change_table(
+    name: str,
+    state: BillingState,
+    presence: Presence,
+    seconds: int,
+    minutes: int,
+    billing: bool,
+    due: bool,
+) -> None:
+    result = step(state, presence, lease(at(25)), at(30))
+    assert result.state.billable_seconds == seconds, name
+    assert result.state.billed_minutes == minutes, name
+    assert result.billing is billing, name
+    assert result.due is due, name
+    assert result.state.presence_changed_at == presence.changed_at, name
+    assert result.state.checkpoint_at == at(30), name
+
+
+def test_stale_checkpoint_bills_the_same_as_watching_every_change() -> None:
+    """The SIGKILL test's timeline (seed 106652866): join at 0, a checkpoint at 2, a leave
+    stamped at 4 that reaches the operator only after it checkpointed at 5 from the join."""
+    joined, gone = two(at(0)), left(at(4))
+    s = step(BillingState(), joined, lease(at(0)), at(0)).state
+    s = step(s, joined, lease(at(0)), at(2)).state
+    stale = step(s, joined, lease(at(0)), at(5)).state
+    assert stale.billable_seconds == 5  # what was billed before the fix, and stayed billed
+    after = step(stale, gone, lease(at(0)), at(25)).state
+    watched = step(s, gone, lease(at(0)), at(25)).state
+    assert after.billable_seconds == watched.billable_seconds == 4
+    assert after == replace(watched, checkpoint_at=after.checkpoint_at)

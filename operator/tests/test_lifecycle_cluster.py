@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from sprechzimmer.contract import (
 )
 from sprechzimmer.contract.keys import code_digest, link_digest
 from sprechzimmer.contract.mediapod import CONTROL_PORT
+from sprechzimmer.contract.rfc3339 import parse_time
 from support import (
     SHARED_KEY,
     OperatorProcess,
@@ -350,6 +352,39 @@ def test_billing_counts_vouched_presence_only(
     )
     billing = status(kube, namespace, "bill")["billing"]
     assert billing["billableSeconds"] == seconds_between(joined, left)
+    assert billing["billedMinutes"] == 1
+    first = billing["billableSeconds"]
+
+    # A leave that signaling stamped before a checkpoint the operator wrote without seeing it
+    # (stamp, then a slow patch) bills up to its stamp, not up to that checkpoint.
+    rejoined = set_presence(kube, namespace, "bill", 2, lease="signaling-live")
+    renew_lease(kube, namespace, "signaling-live")
+    wait_for(
+        "a checkpoint 4 s into the second stretch",
+        lambda: (
+            (cp := parse_time(status(kube, namespace, "bill")["billing"].get("checkpointAt")))
+            is not None
+            and cp >= rejoined.replace(microsecond=0) + timedelta(seconds=4)
+        ),
+        timeout=30,
+    )
+    checkpoint = parse_time(status(kube, namespace, "bill")["billing"]["checkpointAt"])
+    assert checkpoint is not None
+    late = set_presence(
+        kube,
+        namespace,
+        "bill",
+        1,
+        lease="signaling-live",
+        peak=2,
+        changed=checkpoint - timedelta(seconds=2),
+    )
+    wait_for(
+        "billing stopped again",
+        lambda: status(kube, namespace, "bill")["billing"]["billingAtCheckpoint"] is False,
+    )
+    billing = status(kube, namespace, "bill")["billing"]
+    assert billing["billableSeconds"] == first + seconds_between(rejoined, late), billing
     assert billing["billedMinutes"] == 1
     stale = status(kube, namespace, "stale")
     assert stale.get("phase") == "Ready"  # unvouched: nobody counts

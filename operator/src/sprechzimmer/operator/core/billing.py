@@ -8,6 +8,11 @@ presence). Each reconcile extends the count from the checkpoint to now:
   (capped by how long the voucher of that state stayed alive);
 - from the last presence change to now, at the current presence, capped by its voucher.
 
+The checkpoint records the presence change it was computed from. A change stamped before the
+checkpoint that the checkpoint did not see (signaling stamps ``changedAt``, then patches; the
+operator plans from its watch) rewinds the fold to the change: what the checkpoint counted from
+there at the old state is taken back and counted again at the new one.
+
 All instants are floored to whole seconds, so the arithmetic is exact integers and replaying
 a reconcile from the same checkpoint (after a crash before the status patch) gives the same
 answer: a restart neither loses nor double-counts a second. Billed minutes are
@@ -59,17 +64,28 @@ def advance(
     ``stop_at`` is when billing ends regardless of presence (expiry or deletion).
     """
     end = floor_second(min(now, stop_at))
+    changed = floor_second(presence.changed_at) if presence.changed_at else None
+    total = state.billable_seconds
     cp = state.checkpoint_at
     if cp is None:
         # First look at this session: nothing can have been billed before.
-        start = floor_second(presence.changed_at) if presence.changed_at else end
+        start = changed if changed is not None else end
         cp = min(start, end)
+    elif (
+        changed is not None and changed < cp and state.presence_changed_at and _new(state, changed)
+    ):
+        # A change stamped before the checkpoint that the checkpoint did not see: it reached the
+        # operator after a checkpoint planned from the presence before it (signaling stamps
+        # changedAt, then patches; the operator plans from its watch). From the change on, the
+        # checkpoint counted the old state; take that back and count again from the change.
+        if state.billing_at_checkpoint:
+            total -= _overlap(changed, cp)
+        cp = changed
     if end < cp:  # clocks of two replicas differ by a little; never count backwards
         end = cp
 
     current_until = vouched_until(presence, leases, max_vouch)
     billing_now_state = presence.connected >= MIN_PRESENT and current_until is not None
-    changed = floor_second(presence.changed_at) if presence.changed_at else None
 
     seconds = 0
     if changed is not None and changed > cp:
@@ -89,18 +105,23 @@ def advance(
         and end < current_until
         and end < floor_second(stop_at)
     )
-    total = state.billable_seconds + seconds
+    total += seconds
+    rewound = total < state.billable_seconds
     new_state = replace(
         state,
         billable_seconds=total,
-        billed_minutes=max(state.billed_minutes, minutes_for(total)),
+        # Minutes never go down, except when a late change took seconds back.
+        billed_minutes=minutes_for(total)
+        if rewound
+        else max(state.billed_minutes, minutes_for(total)),
         checkpoint_at=end,
         billing_at_checkpoint=running,
         voucher=presence.vouched_by if running else None,
+        presence_changed_at=changed,
     )
     due = (
         state.checkpoint_at is None
-        or (changed is not None and changed > state.checkpoint_at)
+        or (changed is not None and _new(state, changed))
         or running != state.billing_at_checkpoint
         or (running and end - state.checkpoint_at >= checkpoint_interval)
         or new_state.billed_minutes != state.billed_minutes
@@ -116,6 +137,14 @@ def advance(
     if next_wakeup is not None and next_wakeup <= now:
         next_wakeup = now + timedelta(seconds=1)
     return BillingStep(new_state, running, due, next_wakeup)
+
+
+def _new(state: BillingState, changed: datetime) -> bool:
+    """Whether presence changed after the change the checkpoint was computed from (without a
+    record of that — no presence then, or a status from before the record — after the
+    checkpoint)."""
+    seen = state.presence_changed_at or state.checkpoint_at
+    return seen is None or changed > floor_second(seen)
 
 
 def _voucher_deadline(

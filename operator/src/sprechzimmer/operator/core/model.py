@@ -76,6 +76,8 @@ class BillingState:
     # The presence Lease that vouched for billing at checkpoint_at (None when not billing).
     voucher: str | None = None
     usage_record: str | None = None
+    # The presence change (``changedAt``) the checkpoint was computed from; None: no change yet.
+    presence_changed_at: datetime | None = None
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any] | None) -> BillingState:
@@ -88,6 +90,7 @@ class BillingState:
             billing_at_checkpoint=bool(raw.get("billingAtCheckpoint")),
             voucher=raw.get("voucher") or None,
             usage_record=raw.get("usageRecord") or None,
+            presence_changed_at=parse_time(raw.get("presenceChangedAt")),
         )
 
     def serialize(self) -> dict[str, Any]:
@@ -99,6 +102,8 @@ class BillingState:
         if self.checkpoint_at is not None:
             out["checkpointAt"] = format_time(self.checkpoint_at)
         out["voucher"] = self.voucher
+        if self.presence_changed_at is not None:
+            out["presenceChangedAt"] = format_time(self.presence_changed_at)
         if self.usage_record is not None:
             out["usageRecord"] = self.usage_record
         return out
