@@ -45,9 +45,21 @@ _RECORD_PEER_CONNECTIONS = """
 (() => {
   const Original = window.RTCPeerConnection;
   window.__testPeerConnections = [];
+  window.__testIceLog = [];
   window.RTCPeerConnection = function (...args) {
     const pc = new Original(...args);
-    window.__testPeerConnections.push(pc);
+    const n = window.__testPeerConnections.push(pc);
+    const log = (line) => {
+      window.__testIceLog.push(`pc${n} ${Math.round(performance.now())}ms ${line}`);
+    };
+    pc.addEventListener("icecandidateerror", (e) => {
+      log(`candidate error ${e.errorCode} ${e.errorText}`);
+    });
+    pc.addEventListener("icecandidate", (e) => log(`candidate ${e.candidate?.type ?? "end"}`));
+    for (const what of ["iceGatheringState", "iceConnectionState", "connectionState"]) {
+      const event = `${what.toLowerCase().slice(0, -5)}statechange`;
+      pc.addEventListener(event, () => log(`${what} ${pc[what]}`));
+    }
     return pc;
   };
   window.RTCPeerConnection.prototype = Original.prototype;
@@ -133,7 +145,9 @@ async def wait_for_state(page: Page, state: str, timeout_s: float = 30) -> None:
             " [...document.querySelectorAll('[role=alert],[role=status]')]"
             ".map((e) => e.textContent.trim()).filter(Boolean)]"
         )
-        console = "\n  ".join(_CONSOLES.get(id(page.context), [])[-30:])
+        # With record_peer_connections: what ICE did (gathering, candidate errors, states).
+        ice = await page.evaluate("() => (window.__testIceLog ?? []).slice(-40)")
+        console = "\n  ".join(_CONSOLES.get(id(page.context), [])[-30:] + ice)
         raise AssertionError(
             f"not {state} within {timeout_s}s: state, texts = {seen}; console:\n  {console}"
         ) from None

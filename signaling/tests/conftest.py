@@ -44,7 +44,9 @@ def operator(cluster: Any, namespace: str, kube: Any, tmp_path: Path) -> Iterato
         op = start(
             standalone="true",
             presence_namespace=namespace,
-            usage_namespace=namespace,  # usage records: the operator's namespace, here the test's
+            # Its own namespace, not sprechzimmer-system: that exists only if an earlier test
+            # of the run made it, and without it the finalizer (usage record) never completes.
+            usage_namespace=namespace,
             idle_timeout="600",
             retention="600",
             billing_checkpoint_interval="2",

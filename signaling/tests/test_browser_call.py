@@ -161,11 +161,6 @@ async def test_one_to_one_call_by_link_and_by_code_through_turn(
         assert await host.locator("video[data-remote]").count() == 0
 
 
-# Not relay only: what this test is about is the waiting room, and a peer connection created
-# ~40 s after the page loaded sometimes never got a TURN allocation here (Chromium 156: "TURN
-# allocate request timed out", not cured by ICE restarts; about one run in three on this
-# machine). The relay path is proven by the other tests of this module.
-@pytest.mark.parametrize("signaling", [False], indirect=True)
 async def test_not_started_shows_the_local_time_and_starts_by_itself(
     operator: Any, kube: Client, namespace: str, signaling: Any, tmp_path: Path
 ) -> None:
@@ -188,8 +183,7 @@ async def test_not_started_shows_the_local_time_and_starts_by_itself(
         # Nobody clicks anything: the call starts at the scheduled time.
         await wait_for_state(host, "connected", 90)
         await wait_for_state(client, "connected", 60)
-        for page in (host, client):
-            await media_flowing(page)
+        await assert_call_through_turn(host, client)
 
 
 async def test_signaling_restart_mid_call_reconnects_by_itself(

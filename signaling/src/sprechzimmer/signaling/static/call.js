@@ -332,8 +332,8 @@ async function acceptDescription(from, description) {
   clearTimeout(call.offerWaits.get(from));
   call.offerWaits.delete(from);
   let link = call.links.get(from);
-  if (description.type === "offer" && link?.established) {
-    dropLink(from); // they started over (reload, new device): so do we
+  if (link?.startedOver(description)) {
+    dropLink(from); // a new connection of theirs (reload, new device): so do we
     link = null;
   }
   if (!link) {

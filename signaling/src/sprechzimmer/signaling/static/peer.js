@@ -55,9 +55,18 @@ export class PeerLink {
     return this.pc.connectionState;
   }
 
-  /** Whether an offer from the other side means they started over (e.g. reloaded the page). */
-  get established() {
-    return this.pc.signalingState === "stable" && this.pc.remoteDescription !== null;
+  /**
+   * Whether an offer from the other side comes from a new connection of theirs (they reloaded
+   * the page, or dropped their end): its DTLS fingerprint is not the one this link knows. Every
+   * RTCPeerConnection has its own certificate, so an ICE restart of the same connection (the
+   * offerer's watchdog) keeps the fingerprint and is answered on this link. Taking that for a
+   * new start would throw this side's TURN allocation, candidates and DTLS away on each restart,
+   * and on a slow machine no attempt finished before the next restart.
+   */
+  startedOver(description) {
+    const known = this.pc.remoteDescription;
+    if (description.type !== "offer" || !known) return false;
+    return fingerprint(description.sdp) !== fingerprint(known.sdp);
   }
 
   async offer({ iceRestart = false } = {}) {
@@ -81,6 +90,8 @@ export class PeerLink {
   restart() {
     if (this.pc.connectionState === "closed" || this.pc.connectionState === "connected") return;
     if (!this.offered) return;
+    // ICE is through and DTLS is still at it (a slow machine): a restart would only start over.
+    if (["connected", "completed"].includes(this.pc.iceConnectionState)) return;
     console.info("call: restarting ICE");
     this.offer({ iceRestart: true }).catch((error) => console.warn("ice restart", error));
   }
@@ -129,6 +140,11 @@ export class PeerLink {
     clearTimeout(this.watchdog);
     this.pc.close();
   }
+}
+
+/** The first `a=fingerprint:` line of an SDP (session or media level), or null. */
+function fingerprint(sdp) {
+  return /^a=fingerprint:(.*)$/m.exec(sdp ?? "")?.[1]?.trim() ?? null;
 }
 
 export function descriptionMessage(description) {
