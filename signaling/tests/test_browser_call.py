@@ -78,7 +78,11 @@ async def assert_call_through_turn(*pages: Page) -> None:
         stats = await media_flowing(page)
         assert stats["pairs"] >= 1
         assert stats["relayPairs"] == stats["pairs"], stats  # relay only: through TURN
-        assert await page.locator("video[data-remote]").count() == 1
+        # What the person sees: exactly one picture of the other person (a tile follows the
+        # roster, which may reach the page just after the first media after a reconnect).
+        await page.wait_for_function(
+            "document.querySelectorAll('video[data-remote]').length === 1", timeout=20_000
+        )
 
 
 @asynccontextmanager
