@@ -18,6 +18,9 @@ from typing import Any
 
 import pytest
 import yaml
+from sprechzimmer.signaling.core.settings import Settings
+from sprechzimmer.signaling.kube import API_ACCESS
+from sprechzimmer.signaling.metrics import Metrics
 
 pytestmark = pytest.mark.unit
 
@@ -149,10 +152,6 @@ def test_operator_rbac_is_operator_deploy_rbac_and_api_access() -> None:
 
 
 def test_signaling_rbac_is_its_api_access() -> None:
-    if importlib.util.find_spec("sprechzimmer.signaling") is None:
-        pytest.skip("sprechzimmer.signaling is not installed in this checkout")
-    from sprechzimmer.signaling.kube import API_ACCESS
-
     docs = render()
     granted = _rules(find(docs, "ClusterRole", "-signaling")[0])
     leases = _rules(find(docs, "Role", "-signaling")[0])
@@ -190,8 +189,7 @@ def test_operator_accepts_the_rendered_settings(
     settings = OperatorSettings()  # type: ignore[call-arg]
     assert settings.media_image == settings.turn_image  # one image serves sfu and turn
     assert settings.presence_namespace == NAMESPACE
-    if "usage_namespace" in OperatorSettings.model_fields:  # branch house-operator
-        assert getattr(settings, "usage_namespace") == NAMESPACE  # noqa: B009
+    assert settings.usage_namespace == NAMESPACE
     if value_set == "full":  # every setting changed: a misspelt variable would leave a default
         values = yaml.safe_load((CHART / "tests/values/full.yaml").read_text())["operator"]
         for key in [*values["settings"], "mediaResources"]:
@@ -204,10 +202,6 @@ def test_operator_accepts_the_rendered_settings(
 
 @pytest.mark.parametrize("value_set", sorted(VALUE_SETS))
 def test_signaling_accepts_the_rendered_settings(value_set: str) -> None:
-    if importlib.util.find_spec("sprechzimmer.signaling") is None:
-        pytest.skip("sprechzimmer.signaling is not installed in this checkout")
-    from sprechzimmer.signaling.core.settings import Settings
-
     deployment = find(render(*VALUE_SETS[value_set]), "Deployment", "-signaling")[0]
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     settings = Settings.from_env(_env(container, "k" * 48))
@@ -295,11 +289,8 @@ def _documented_metrics() -> set[str]:
         for prefix in ("sprechzimmer_sfu", "sprechzimmer_operator"):
             if prefix in text:
                 names |= {prefix + m for m in re.findall(r"`(_[a-z_]+)`", text)}
-    if importlib.util.find_spec("sprechzimmer.signaling") is not None:
-        from sprechzimmer.signaling.metrics import Metrics
-
-        for family in Metrics().registry.collect():
-            names |= {family.name, family.name + "_total"}
+    for family in Metrics().registry.collect():
+        names |= {family.name, family.name + "_total"}
     return names
 
 
@@ -318,10 +309,8 @@ def test_alerts_and_dashboard_use_documented_metrics_and_have_runbooks() -> None
     used |= set(re.findall(r"sprechzimmer_[a-z_]+", board))
     used = {re.sub(r"_(bucket|count|sum)$", "", m) for m in used}
     documented = _documented_metrics()
-    known_prefixes = ["sprechzimmer_operator_", "sprechzimmer_sfu_"]
-    if importlib.util.find_spec("sprechzimmer.signaling") is not None:
-        known_prefixes.append("sprechzimmer_signaling_")
-    checked = {m for m in used if m.startswith(tuple(known_prefixes))}
+    known_prefixes = ("sprechzimmer_operator_", "sprechzimmer_sfu_", "sprechzimmer_signaling_")
+    checked = {m for m in used if m.startswith(known_prefixes)}
     assert checked, "no metric checked"
     assert checked <= documented, sorted(checked - documented)
 
@@ -343,8 +332,7 @@ def test_dashboard_covers_every_documented_metric() -> None:
 def test_alerts_fire_when_they_should(tmp_path: Path) -> None:
     """tests/alerts.test.yaml through promtool: each alert fires on its symptom, not without."""
     promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.skip("promtool not installed (Debian package prometheus)")
+    assert promtool is not None, "promtool is missing: `make packages` installs Debian's prometheus"
     rule = find(render(sets=("monitoring.enabled=true",)), "PrometheusRule")[0]
     groups = rule["spec"]["groups"]
     for group in groups:
