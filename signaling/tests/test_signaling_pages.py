@@ -42,9 +42,8 @@ def test_every_string_key_the_scripts_use_exists() -> None:
     for path in JS_FILES:
         used |= set(re.findall(r"""\bt\(\s*"([a-z0-9.\-]+)"\s*[,)]""", path.read_text()))
         # keys chosen by a condition: t(flag ? "a" : "b") and t(onToggle(...)) labels
-        used |= set(
-            re.findall(r'"((?:consent|controls|error|ended)\.[a-z0-9.\-]+)"', path.read_text())
-        )
+        prefixes = "consent|controls|error|ended|logo|devices"
+        used |= set(re.findall(rf'"((?:{prefixes})\.[a-z0-9.\-]+)"', path.read_text()))
     assert used, "no t() calls found: the pattern is stale"
     missing = sorted(used - set(STRINGS["de"]))
     assert not missing

@@ -17,9 +17,10 @@ from datetime import UTC, datetime
 from aiohttp import web
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
-from . import proxy, ws
+from . import logo, proxy, ws
 from .appkeys import HUB, METRICS, SETTINGS
 from .calls import Hub
+from .core.logo import LOGO_PATH
 from .core.owner import INTERNAL_PATH, Replica
 from .core.settings import LEASE_SECONDS, RENEW_SECONDS, Settings
 from .kube import Kube, KubeError, SessionWatch, load_credentials
@@ -58,6 +59,7 @@ def init_app(settings: Settings, metrics_: Metrics | None = None) -> web.Applica
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get(f"{LOGO_PATH}{{id}}", logo.serve)
     with contextlib.suppress(ImportError):
         pages = importlib.import_module("sprechzimmer.signaling.pages")
         pages.setup_routes(app)
@@ -78,6 +80,7 @@ async def _hub_ctx(app: web.Application) -> AsyncIterator[None]:
     hub = Hub(settings, app[METRICS], kube)
     await hub.start()
     app[HUB] = hub
+    app[logo.LOGOS] = logo.LogoStore(kube, hub.index, settings.shared_key)
     watch = SessionWatch(kube, hub.index, hub.session_changed)
     app[WATCH] = watch
     lease_ok = asyncio.Event()

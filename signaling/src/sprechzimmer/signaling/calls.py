@@ -32,6 +32,7 @@ from sprechzimmer.contract.rfc3339 import format_time
 
 from .core import admission, presence, protocol
 from .core.admission import Admitted, Rejected
+from .core.logo import logo_path
 from .core.owner import Replica
 from .core.protocol import (
     SFU,
@@ -201,6 +202,7 @@ class Hub:
             ice_servers=self.ice_servers(view),
             relay_only=self.settings.relay_only or view.mode is JoinMode.MEDIA_POD,
             max_participants=view.seats,
+            logo=logo_path(self.settings.shared_key, view.uid, view.logo_config_map),
         )
         await send(ws, welcome)
         self.metrics.joins.labels("ok").inc()

@@ -55,6 +55,8 @@ API_ACCESS: Final[dict[tuple[str, str], frozenset[str]]] = {
     ("sprechzimmer.io", PLURAL): frozenset({"list", "watch"}),
     ("sprechzimmer.io", f"{PLURAL}/status"): frozenset({"patch"}),
     ("coordination.k8s.io", "leases"): frozenset({"list", "create", "patch"}),
+    # The practice logo: one ConfigMap by the name spec.logo.configMapName gives (logo.py).
+    ("", "configmaps"): frozenset({"get"}),
 }
 
 
@@ -234,6 +236,10 @@ class Kube:
         """A JSON merge patch under signaling's field manager."""
         manager = {"fieldManager": FIELD_MANAGER}
         return await self.request("PATCH", path, patch, query=manager, media_type=MERGE_PATCH)
+
+    async def get_config_map(self, namespace: str, name: str) -> dict[str, Any]:
+        ns, obj = quote(namespace, safe=""), quote(name, safe="")
+        return await self.request("GET", f"/api/v1/namespaces/{ns}/configmaps/{obj}")
 
     # --- presence Leases ---------------------------------------------------------------------
     async def renew_lease(

@@ -139,7 +139,9 @@ def security_headers(public_url: str | None) -> Middleware:
             exc.headers.update(headers)
             raise
         if not response.prepared:  # a WebSocket has sent its headers already
-            response.headers.update(headers)
+            # A stricter policy set by the handler (an SVG logo's) is kept.
+            for name, value in headers.items():
+                response.headers.setdefault(name, value)
         return response
 
     return middleware

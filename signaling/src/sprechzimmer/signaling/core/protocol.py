@@ -368,9 +368,10 @@ class Welcome:
     ice_servers: tuple[IceServer, ...]
     relay_only: bool
     max_participants: int
+    logo: str | None = None  # the practice logo's URL (core/logo.py), only to admitted people
 
     def serialize(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "v": VERSION,
             "type": "welcome",
             "you": self.you,
@@ -384,6 +385,9 @@ class Welcome:
             "iceTransportPolicy": "relay" if self.relay_only else "all",
             "maxParticipants": self.max_participants,
         }
+        if self.logo:
+            out["logo"] = self.logo
+        return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,6 +67,7 @@ class SessionView:
     control_endpoint: str | None = None  # "<pod IP>:8080", written by the operator
     media_endpoint: str | None = None  # "<node address>:<TURN port>" once the pod is Ready
     presence: Mapping[str, Any] = field(default_factory=dict)
+    logo_config_map: str | None = None  # spec.logo.configMapName (core/logo.py)
     digests: Mapping[DigestKind, str] = field(default_factory=dict)
     gone: bool = False  # the object was deleted; kept as a tombstone
 
@@ -115,6 +116,7 @@ class SessionView:
             control_endpoint=media.get("controlEndpoint") or None,
             media_endpoint=join.get("mediaEndpoint") or None,
             presence=dict(status.get("presence") or {}),
+            logo_config_map=(spec.get("logo") or {}).get("configMapName") or None,
             digests={k: str(labels[k.label]) for k in DigestKind if labels.get(k.label)},
         )
 

@@ -6,6 +6,8 @@ import {
   forgetCall, linkToken, loadAuth, loadResume, storeAuth, storeResume, storeStartError,
 } from "./credentials.js";
 import { lang, localPath, t } from "./i18n.js";
+import { attachControls } from "./controls.js";
+import { showLogo } from "./logo.js";
 import { openLocalMedia, setTracksEnabled, stopMedia } from "./media.js";
 import { SfuLink } from "./group.js";
 import { PeerLink } from "./peer.js";
@@ -142,6 +144,7 @@ async function handle(msg) {
       call.notStarted = msg.state === "waiting";
       call.scheduledStart = msg.scheduledStart ?? null;
       call.rosterSinceWelcome = false;
+      if (msg.logo) showLogo(msg.logo);
       ui.showConsent({ autostart: msg.role === "host" && "link" in call.auth, group: isGroup() });
       break;
     case "open":
@@ -376,6 +379,7 @@ ui.onConsent(async (name, button) => {
   call.consented = true;
   call.name = name;
   ui.showSelf(call.stream);
+  attachControls(call.stream, () => [...call.links.values(), call.sfu].filter(Boolean));
   if (!call.notStarted) await join();
   update();
 });

@@ -7,7 +7,7 @@
 // senders and receivers in the constructor, right where they are created: before the offer,
 // because Chromium ignores a transform set on a sender mid-call.
 
-import { candidateMessage, preferCodec } from "./media.js";
+import { candidateMessage, preferCodec, replaceSentTrack } from "./media.js";
 import { descriptionMessage } from "./peer.js";
 
 const CODECS = { audio: "audio/opus", video: "video/vp8" };
@@ -63,6 +63,11 @@ export class SfuLink {
   slotStream(slot) {
     const pair = this.slotReceivers[slot];
     return pair ? new MediaStream([pair.audio.track, pair.video.track]) : null;
+  }
+
+  /** Send `track` on the sendonly sender of its kind: no renegotiation (localmedia.js). */
+  replaceTrack(track) {
+    return replaceSentTrack(this.pc, track);
   }
 
   close() {

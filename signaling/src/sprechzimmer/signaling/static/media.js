@@ -40,3 +40,16 @@ export function candidateMessage(candidate) {
     sdpMLineIndex: candidate.sdpMLineIndex,
   };
 }
+
+/**
+ * Replace the track of every sender of `track.kind` that sends (sendrecv / sendonly; a group
+ * call's receive slots are left alone). The sender keeps its parameters and its frame
+ * transform; nothing is renegotiated.
+ */
+export async function replaceSentTrack(pc, track) {
+  if (pc.connectionState === "closed") return;
+  const sending = pc.getTransceivers().filter(
+    (t) => ["sendrecv", "sendonly"].includes(t.direction) && t.receiver.track.kind === track.kind,
+  );
+  await Promise.all(sending.map((t) => t.sender.replaceTrack(track)));
+}

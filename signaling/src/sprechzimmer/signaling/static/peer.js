@@ -3,7 +3,7 @@
 // WebRTC's "perfect negotiation" pattern sorts it out: the one with the smaller peer id is
 // polite (rolls its offer back and answers), the other ignores the crossing offer.
 
-import { candidateMessage } from "./media.js";
+import { candidateMessage, replaceSentTrack } from "./media.js";
 
 // The side that offered restarts ICE when the connection fails, or when this long after an offer
 // it has not gathered a single candidate: Chromium sometimes gets no TURN allocation (allocate
@@ -134,6 +134,11 @@ export class PeerLink {
     } catch (error) {
       if (!this.ignoringOffer) console.warn("ice candidate not usable", error.name);
     }
+  }
+
+  /** Send `track` instead of the current one of its kind: no renegotiation (localmedia.js). */
+  replaceTrack(track) {
+    return replaceSentTrack(this.pc, track);
   }
 
   close() {
