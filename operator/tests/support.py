@@ -202,6 +202,7 @@ def create_session(
     ttl: str = "24h",
     region: str = "de",
     note: str | None = None,
+    logo: str | None = None,
 ) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "host": "dr-muster",
@@ -212,6 +213,8 @@ def create_session(
     }
     if note:
         spec["note"] = note
+    if logo:
+        spec["logo"] = {"configMapName": logo}
     body = {
         "apiVersion": "sprechzimmer.io/v1alpha1",
         "kind": "VideoSession",

@@ -12,7 +12,7 @@ import asyncio
 import os
 import shutil
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -99,11 +99,11 @@ async () => {
 
 
 @asynccontextmanager
-async def chromium() -> AsyncIterator[Browser]:
-    """One headless Debian Chromium process."""
+async def chromium(extra_args: Sequence[str] = ()) -> AsyncIterator[Browser]:
+    """One headless Debian Chromium process (*extra_args*: e.g. a camera from a file)."""
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+            executable_path=CHROMIUM, headless=True, args=[*CHROMIUM_ARGS, *extra_args]
         )
         try:
             yield browser
