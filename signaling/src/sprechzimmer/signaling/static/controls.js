@@ -49,6 +49,7 @@ function showSending(media) {
   const share = byId("share-screen");
   share.setAttribute("aria-pressed", String(media.sharing));
   share.textContent = t(media.sharing ? "controls.share.stop" : "controls.share.start");
+  byId("switch-camera").disabled = media.sharing; // the camera is off while sharing
   const self = byId("self-view");
   self.dataset.source = media.sharing ? "screen" : "camera"; // a screen is not mirrored
   // The element shows the stream's current tracks only once it is given the stream again.

@@ -3,7 +3,9 @@
 // instead of the camera and back. Every switch is `RTCRtpSender.replaceTrack` on the senders
 // that exist (PeerLink / SfuLink `replaceTrack`): no renegotiation, and a frame transform on a
 // sender (end-to-end encryption) stays where it is. The stream is changed in place, so a
-// connection made later (someone joins, a rejoin) sends what is sent now.
+// connection made later (someone joins, a rejoin) sends what is sent now. While the screen is
+// shared the camera is off (its light too) and opened again afterwards: the stream then holds
+// every live track, and stopping it at the end of the call stops them all.
 
 import { nextCameraConstraints } from "./devices.js";
 
@@ -21,6 +23,7 @@ export class LocalMedia {
     this.links = links;
     this.onChange = onChange;
     this.camera = stream.getVideoTracks()[0] ?? null;
+    this.cameraWhileSharing = null; // the constraints that open the camera again
     this.screen = null;
   }
 
@@ -44,13 +47,17 @@ export class LocalMedia {
     );
   }
 
-  /** Another camera, by device id or by constraints (facingMode); sent unless sharing. */
+  /** Another camera, by device id or by constraints (facingMode); while sharing, the one to
+   * come back to. */
   async useCamera(constraints) {
+    if (this.sharing) {
+      this.cameraWhileSharing = constraints;
+      return;
+    }
     const old = this.camera;
     const track = await openTrack("video", { ...CAMERA, ...constraints }, old);
     this.camera = track;
-    if (!this.sharing) await this.send(old, track);
-    else track.enabled = old ? old.enabled : true;
+    await this.send(old, track);
     old?.stop();
     this.onChange();
   }
@@ -83,20 +90,36 @@ export class LocalMedia {
     const display = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
     const track = display.getVideoTracks()[0];
     track.contentHint = "detail"; // text stays sharp; the frame rate may drop instead
-    track.addEventListener("ended", () => void this.stopSharing()); // the browser's own "stop"
+    track.addEventListener("ended", () => {
+      this.stopSharing().catch((error) => console.warn("camera after sharing", error.name));
+    }); // the browser's own "stop sharing"
     this.screen = track;
+    const camera = this.camera;
     await this.send(this.stream.getVideoTracks()[0], track);
+    if (camera) {
+      this.cameraWhileSharing = { deviceId: { exact: camera.getSettings().deviceId } };
+      camera.stop();
+      this.camera = null;
+    }
     this.onChange();
   }
 
+  /** Back to the camera (opened again); without one, nothing more is sent. */
   async stopSharing() {
     const screen = this.screen;
     if (!screen) return;
     this.screen = null;
-    if (this.camera) await this.send(screen, this.camera);
-    else this.stream.removeTrack(screen);
-    screen.stop();
-    this.onChange();
+    try {
+      if (this.cameraWhileSharing) {
+        this.camera = await openTrack("video", { ...CAMERA, ...this.cameraWhileSharing }, null);
+        await this.send(screen, this.camera);
+      }
+    } finally {
+      this.cameraWhileSharing = null;
+      if (this.stream.getVideoTracks().includes(screen)) this.stream.removeTrack(screen);
+      screen.stop();
+      this.onChange();
+    }
   }
 }
 
