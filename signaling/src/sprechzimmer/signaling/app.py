@@ -63,6 +63,8 @@ def init_app(settings: Settings, metrics_: Metrics | None = None) -> web.Applica
     with contextlib.suppress(ImportError):
         pages = importlib.import_module("sprechzimmer.signaling.pages")
         pages.setup_routes(app)
+        # CSP and the other security headers on every response (it was never installed here)
+        app.middlewares.append(pages.security_headers(settings.public_url))
     app.cleanup_ctx.append(_hub_ctx)
     app.on_shutdown.append(_going_away)
     return app
