@@ -8,8 +8,10 @@ and what the page contacts during the whole call.
   sockets stays the same. Back to the camera by the page's button and when the browser ends the
   capture (its own "stop sharing" bar does not exist headless; the test stops the track and
   fires `ended` as that bar does — the one stand-in here).
-- Camera switch and the device dialog on the client's phone (two fake cameras): the sender's
-  track changes device, the practice keeps decoding, no new offer; keyboard only.
+- Camera switch and the device dialog on the client's phone (three fake cameras): the sender's
+  track changes device, the practice keeps decoding, no new offer; keyboard only. Chromium's
+  second fake camera delivers Y16 (a depth format) that no encoder takes, so its frames are
+  not expected at the other end: the switch goes on to the third, whose frames are.
 - Every request of both pages (HTTP and WebSocket, page.on("request") / page.on("websocket"))
   goes to the signaling origin; the connections know only the platform's TURN server; the page
   never constructs a MediaRecorder (a tripwire) and no script mentions one.
@@ -174,11 +176,11 @@ async def test_screen_share_camera_switch_devices_and_only_the_own_origin(
     create_logo(kube, namespace, "praxis-logo", LOGOS["svg-64x32"])
     support.create_session(kube, namespace, "eins", logo="praxis-logo")
     camera = ["--use-file-for-fake-video-capture=" + str(red_camera(tmp_path))]
-    two_cameras = ["--use-fake-device-for-media-stream=device-count=2"]
+    three_cameras = ["--use-fake-device-for-media-stream=device-count=3"]
     async with (
         shared_turn(tmp_path, support.SHARED_KEY) as turn_url,
         chromium(camera) as host_browser,
-        chromium(two_cameras) as client_browser,
+        chromium(three_cameras) as client_browser,
     ):
         signaling = start_signaling(turn_urls=turn_url, relay_only="true")
         invite = invitation(kube, namespace, "eins", signaling)
@@ -224,19 +226,20 @@ async def test_screen_share_camera_switch_devices_and_only_the_own_origin(
         assert [t.sdp_sent for t in traffic] == offers, "screen share renegotiated"
         print(f"remote picture: camera {back}, screen {shared}")
 
-        # The client's phone has two cameras: switch, by keyboard, without a new offer.
-        before = await client.evaluate(_SENT_TRACK, "video")
+        # The client's phone has three cameras: switch (twice, past the depth camera), by
+        # keyboard, without a new offer.
+        sent = [await client.evaluate(_SENT_TRACK, "video")]
         await tab_to(client, "#switch-camera", most=12)
-        await client.keyboard.press("Enter")
-        await client.wait_for_function(
-            "([id]) => window.__testPeerConnections.some((pc) => pc.getSenders().some("
-            "(s) => s.track?.kind === 'video' && s.track.getSettings().deviceId !== id"
-            " && pc.connectionState === 'connected'))",
-            arg=[before["deviceId"]],
-        )
-        after = await client.evaluate(_SENT_TRACK, "video")
-        assert after["deviceId"] != before["deviceId"]
-        assert after["label"] != before["label"]
+        for _ in range(2):
+            await client.keyboard.press("Enter")
+            await client.wait_for_function(
+                "([id]) => window.__testPeerConnections.some((pc) => pc.getSenders().some("
+                "(s) => s.track?.kind === 'video' && s.track.getSettings().deviceId !== id"
+                " && pc.connectionState === 'connected'))",
+                arg=[sent[-1]["deviceId"]],
+            )
+            sent.append(await client.evaluate(_SENT_TRACK, "video"))
+        assert [s["label"] for s in sent] == ["fake_device_0", "fake_device_1", "fake_device_2"]
         await media_flowing(host)
 
         # The device dialog, by keyboard: opens, focus inside, another microphone, Escape.
@@ -260,7 +263,7 @@ async def test_screen_share_camera_switch_devices_and_only_the_own_origin(
         )
         await screenshot(client, tmp_path, "device-dialog-phone-360-en")
         await client.keyboard.press("Escape")
-        await client.wait_for_selector("#device-dialog:not([open])")
+        await client.wait_for_function("!document.getElementById('device-dialog').open")
         assert await client.evaluate("document.activeElement.id") == "devices"
         await media_flowing(host)
         assert [t.sdp_sent for t in traffic] == offers, "a device switch renegotiated"
