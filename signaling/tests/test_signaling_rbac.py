@@ -2,8 +2,9 @@
 
 - the rules equal ``kube.API_ACCESS`` (what the code calls, kept next to the calls);
 - a 1:1 call under a token of that account: the session list and watch, the presence Lease in
-  the system namespace, the presence patch — a missing verb shows as a 403 in the log, a
-  replica that never becomes ready, or presence that is never written.
+  the system namespace, the presence patch, the practice logo's ConfigMap — a missing verb
+  shows as a 403 in the log, a replica that never becomes ready, presence that is never
+  written, or a logo that is not served.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from lightkube import Client
 from signaling_process import Person, StartSignaling
 from sprechzimmer.contract import SecretKey
 from sprechzimmer.signaling.kube import API_ACCESS
+from test_browser_logo import LOGOS, create_logo
 from test_calls_cluster import ready_session
 
 RBAC = Path(__file__).resolve().parents[1] / "deploy" / "rbac.yaml"
@@ -75,13 +77,16 @@ async def test_a_call_under_the_signaling_account(
         kubeconfig=account_kubeconfig(cluster, tmp_path / "signaling.kubeconfig"),
         presence_namespace=SYSTEM_NAMESPACE,
     )
-    codes = ready_session(kube, namespace, "rbac")
+    create_logo(kube, namespace, "rbac-logo", LOGOS["svg-64x32"])
+    codes = ready_session(kube, namespace, "rbac", logo="rbac-logo")
     async with aiohttp.ClientSession() as http:
         host = await Person(http, sig.url).connect()
         client = await Person(http, sig.url).connect()
-        assert (await host.hello({"link": codes[SecretKey.HOST_LINK_TOKEN.value]}))["type"] == (
-            "welcome"
-        )
+        welcome = await host.hello({"link": codes[SecretKey.HOST_LINK_TOKEN.value]})
+        assert welcome["type"] == "welcome"
+        async with http.get(sig.url + welcome["logo"]) as logo:
+            assert logo.status == 200
+            assert logo.content_type == "image/svg+xml"
         assert (await client.hello({"link": codes[SecretKey.CLIENT_LINK_TOKEN.value]}))[
             "type"
         ] == "welcome"
