@@ -81,7 +81,7 @@ async def assert_call_through_turn(*pages: Page) -> None:
         # What the person sees: exactly one picture of the other person (a tile follows the
         # roster, which may reach the page just after the first media after a reconnect).
         await page.wait_for_function(
-            "document.querySelectorAll('video[data-remote]').length === 1", timeout=20_000
+            "() => document.querySelectorAll('video[data-remote]').length === 1", timeout=20_000
         )
 
 

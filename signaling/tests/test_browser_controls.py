@@ -263,7 +263,7 @@ async def test_screen_share_camera_switch_devices_and_only_the_own_origin(
         )
         await screenshot(client, tmp_path, "device-dialog-phone-360-en")
         await client.keyboard.press("Escape")
-        await client.wait_for_function("!document.getElementById('device-dialog').open")
+        await client.wait_for_function("() => !document.getElementById('device-dialog').open")
         assert await client.evaluate("document.activeElement.id") == "devices"
         await media_flowing(host)
         assert [t.sdp_sent for t in traffic] == offers, "a device switch renegotiated"

@@ -90,7 +90,7 @@ async def test_group_call_of_three_in_chromium(
             assert layout["directions"][2:] == ["audio:recvonly", "video:recvonly"] * 2
             assert sorted(layout["codecs"]) == ["VP8", "opus"], layout
             await page.wait_for_function(
-                "document.querySelectorAll('video[data-remote]').length === 2", timeout=60_000
+                "() => document.querySelectorAll('video[data-remote]').length === 2", timeout=60_000
             )
             await page.wait_for_function(ONE_OPEN_CONNECTION)
         for page in pages:
@@ -103,5 +103,5 @@ async def test_group_call_of_three_in_chromium(
         await wait_for_state(pages[2], "ended")
         for page in pages[:2]:
             await page.wait_for_function(
-                "document.querySelectorAll('video[data-remote]').length === 1", timeout=60_000
+                "() => document.querySelectorAll('video[data-remote]').length === 1", timeout=60_000
             )

@@ -144,7 +144,7 @@ async def test_pages_in_both_languages_at_phone_and_desktop_size(
             await page.goto(f"{signaling.url}/")
             await type_code(page, "dr-muster", f"{attempt:03x}-e04-d96")
             await page.wait_for_function(
-                "document.querySelector('[role=alert]').textContent !== ''"
+                "() => document.querySelector('[role=alert]').textContent !== ''"
             )
             alert = await page.inner_text("[role=alert]")
             if "Zu viele Versuche" in alert:
