@@ -12,6 +12,7 @@ and what the page contacts during the whole call.
   track changes device, the practice keeps decoding, no new offer; keyboard only. Chromium's
   second fake camera delivers Y16 (a depth format) that no encoder takes, so its frames are
   not expected at the other end: the switch goes on to the third, whose frames are.
+- The same in a group call through the SFU: the sendonly video sender's track is replaced.
 - Every request of both pages (HTTP and WebSocket, page.on("request") / page.on("websocket"))
   goes to the signaling origin; the connections know only the platform's TURN server; the page
   never constructs a MediaRecorder (a tripwire) and no script mentions one.
@@ -38,6 +39,7 @@ from browser import (
     wait_for_state,
 )
 from lightkube import Client
+from local_media_pod import local_media_pod
 from playwright.async_api import BrowserContext, Page, WebSocket
 from sprechzimmer.contract import SecretKey
 from sprechzimmer.signaling import pages
@@ -281,3 +283,51 @@ async def test_screen_share_camera_switch_devices_and_only_the_own_origin(
         for seen in traffic:
             assert seen.origins() == {http, ws}, seen.origins()
             assert any("/logo/" in u for u in seen.urls)  # the logo came from there too
+
+
+@pytest.mark.media
+async def test_screen_share_in_a_group_call_replaces_the_sendonly_video(
+    operator: Any,
+    media_node: str,
+    start_signaling: Any,
+    namespace: str,
+    kube: Client,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """Through the SFU (real media-pod processes, as in test_browser_group.py): the practice's
+    screen reaches the client in the practice's slot, and back, with the one offer each page
+    made at join."""
+    support.create_session(kube, namespace, "gruppe", clients=2)
+    camera = ["--use-file-for-fake-video-capture=" + str(red_camera(tmp_path))]
+    async with (
+        local_media_pod(kube, namespace, "gruppe", monkeypatch, tmp_path) as pod,
+        chromium(camera) as browser,
+    ):
+        signaling = start_signaling(media_override=pod.override)
+        invite = invitation(kube, namespace, "gruppe", signaling)
+        contexts = [
+            await new_context(browser, record_peer_connections=True),
+            await new_context(browser, viewport=PHONE_SMALL, record_peer_connections=True),
+        ]
+        traffic = [Traffic(context) for context in contexts]
+        host, client = [await context.new_page() for context in contexts]
+        for page, link in (
+            (host, SecretKey.HOST_LINK_TOKEN),
+            (client, SecretKey.CLIENT_LINK_TOKEN),
+        ):
+            await page.goto(f"{signaling.url}/j#{invite[link.value]}")
+            await wait_for_state(page, "consent")
+            await page.click("button[name=consent]")
+        for page in (host, client):
+            await wait_for_state(page, "connected", 90)
+            await media_flowing(page, within=60)
+        await remote_shows(client, "camera", within=60)
+        assert [t.sdp_sent for t in traffic] == [1, 1]  # one offer each, to the SFU
+
+        await host.click("#share-screen")
+        await remote_shows(client, "screen", within=60)
+        await screenshot(client, tmp_path, "group-screen-seen-by-client")
+        await host.click("#share-screen")
+        await remote_shows(client, "camera", within=60)
+        assert [t.sdp_sent for t in traffic] == [1, 1], "screen share renegotiated"
