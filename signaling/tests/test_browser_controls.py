@@ -16,6 +16,7 @@ and what the page contacts during the whole call.
 - Every request of both pages (HTTP and WebSocket, page.on("request") / page.on("websocket"))
   goes to the signaling origin; the connections know only the platform's TURN server; the page
   never constructs a MediaRecorder (a tripwire) and no script mentions one.
+- axe-core finds no serious or critical violation on the connected call (German and English).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import support  # operator/tests/support.py, put on the path by conftest.py
+from axe import axe_violations
 from browser import (
     chromium,
     in_viewport,
@@ -202,6 +204,8 @@ async def test_screen_share_camera_switch_devices_and_only_the_own_origin(
             await wait_for_state(page, "connected", 60)
             await media_flowing(page)
         await remote_shows(client, "camera")
+        for page in (host, client):  # connected, with the other's tile: German and English
+            assert await axe_violations(page) == []
         # The phone at 360 x 640: every control on screen, nothing overflowing.
         assert await in_viewport(client, "nav.controls")
         assert await layout_problems(client) == []
