@@ -190,10 +190,12 @@ async def test_practice_logo_sizes_minimise_and_serving(
         await assert_logo_fits(page, LOGOS["png-2000x1000"]["size"], "shown again")
         await context.close()
 
-    # A session without a logo: no URL in the page, no request for one.
+    # A session without a logo: no URL in the page, no request for one. A session whose
+    # ConfigMap does not exist: the request is answered 404 and nothing shows.
     support.create_session(kube, namespace, "ohne-logo")
-    invite = invitation(kube, namespace, "ohne-logo", signaling)
+    support.create_session(kube, namespace, "logo-fehlt", logo="gibt-es-nicht")
     async with chromium() as browser:
+        invite = invitation(kube, namespace, "ohne-logo", signaling)
         context = await new_context(browser)
         page = await context.new_page()
         requests.clear()
@@ -202,3 +204,13 @@ async def test_practice_logo_sizes_minimise_and_serving(
         await wait_for_state(page, "consent")
         assert await page.is_hidden("#practice-logo")
         assert not [u for u in requests if "/logo/" in u]
+
+        invite = invitation(kube, namespace, "logo-fehlt", signaling)
+        page = await (await new_context(browser)).new_page()
+        async with page.expect_response(lambda r: "/logo/" in r.url) as missing:
+            await page.goto(f"{signaling.url}/j#{invite[SecretKey.CLIENT_LINK_TOKEN.value]}")
+        assert (await missing.value).status == 404
+        await wait_for_state(page, "consent")
+        assert await page.is_hidden("#practice-logo")
+    assert "practice logo not read" in signaling.log()
+    assert "gibt-es-nicht" not in signaling.log()

@@ -15,6 +15,7 @@ from sprechzimmer.signaling.core.logo import (
     logo_id,
     logo_path,
 )
+from sprechzimmer.signaling.core.protocol import Role, RoomState, Welcome
 
 pytestmark = pytest.mark.unit
 
@@ -87,3 +88,21 @@ def test_the_url_is_opaque_stable_and_per_session() -> None:
     assert logo_path(key, "uid-1", "praxis-logo") == f"/logo/{first}"
     assert "praxis" not in (logo_path(key, "uid-1", "praxis-logo") or "")
     assert logo_path(key, "uid-1", None) is None
+
+
+def test_welcome_carries_the_url_only_when_there_is_a_logo() -> None:
+    fields = {
+        "you": "p-0123456789",
+        "role": Role.CLIENT,
+        "resume": "r",
+        "mode": "PeerToPeer",
+        "scheduled_start": "2026-11-21T10:00:00Z",
+        "expires_at": "2026-11-22T10:00:00Z",
+        "state": RoomState.WAITING,
+        "ice_servers": (),
+        "relay_only": True,
+        "max_participants": 2,
+    }
+    assert "logo" not in Welcome(**fields).serialize()  # type: ignore[arg-type]
+    with_logo = Welcome(**fields, logo="/logo/" + "0" * 32).serialize()  # type: ignore[arg-type]
+    assert with_logo["logo"] == "/logo/" + "0" * 32
