@@ -26,6 +26,10 @@ _DENIED_PEERS = (
 )
 
 
+# Allocations one set of credentials (one participant's connection) may hold at once.
+USER_QUOTA = 8
+
+
 def render_coturn_config(settings: Settings) -> str:
     """The complete ``turnserver.conf`` for this media pod."""
     lines = [
@@ -54,8 +58,11 @@ def render_coturn_config(settings: Settings) -> str:
         "no-stun-backward-compatibility",
         "response-origin-only-with-rfc5780",
         "secure-stun",
-        f"user-quota={2 * settings.max_participants}",
-        f"total-quota={4 * settings.max_participants}",
+        # A browser allocates once per TURN URL (UDP and TCP) and local address family, and a
+        # reconnect allocates again before the old allocation times out: 4 per seat in all was
+        # too tight (486 Allocation Quota Reached in five-page Chromium calls).
+        f"user-quota={USER_QUOTA}",
+        f"total-quota={USER_QUOTA * 2 * settings.max_participants}",
         "stale-nonce=600",
         "max-allocate-lifetime=3600",
         "no-software-attribute",
