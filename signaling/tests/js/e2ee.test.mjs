@@ -188,6 +188,13 @@ test("policy: an announce that overtakes the roster counts as a join", () => {
   assert.deepEqual(policy.callPublicKeys(step.policy, "aa"), ["aa", "bb", "cc"]);
 });
 
+test("policy: after this page's own reconnect, everyone who answers gets its key again", () => {
+  const state = policy.publicKeySeen(policy.initialPolicy(["b"]), "b", "bb", { announce: true }).policy;
+  assert.deepEqual(policy.publicKeySeen(state, "b", "bb", { announce: false }).sendTo, []);
+  const step = policy.publicKeySeen(policy.rejoined(state), "b", "bb", { announce: false });
+  assert.deepEqual([step.change, step.sendTo], [null, ["b"]]);
+});
+
 // --- verification code --------------------------------------------------------------------------
 
 test("the verification code is the same whatever the order, and changes with any key", async () => {

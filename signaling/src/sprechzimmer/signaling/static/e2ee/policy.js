@@ -23,6 +23,14 @@ export function initialPolicy(members) {
 }
 
 /**
+ * This page joined again after losing its connection: the others took it for gone and dropped
+ * its key, so everyone who answers its announce is sent the key again.
+ */
+export function rejoined(policy) {
+  return { ...policy, holders: new Map() };
+}
+
+/**
  * The call's members are now `ids` (from the roster).
  * @returns {{policy: Policy, change: "new"|"ratchet"|null, sendTo: string[], forget: string[]}}
  */

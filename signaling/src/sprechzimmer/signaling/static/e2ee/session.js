@@ -6,7 +6,7 @@
 
 import { newKeyPair, newMaterial, open, pairwiseKey, publicKeyBytes, ratchet, seal } from "./keys.js";
 import { E2eeMessageError, Kind, encodeAnnounce, encodeKey, keyAad, parsePayload } from "./messages.js";
-import { callPublicKeys, initialPolicy, membersChanged, publicKeySeen } from "./policy.js";
+import { callPublicKeys, initialPolicy, membersChanged, publicKeySeen, rejoined } from "./policy.js";
 import { verificationCode } from "./verification.js";
 
 const hex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
@@ -72,7 +72,7 @@ export class E2eeSession {
   /** This page joined (again): announce its public key; everyone answers with their key. */
   async joined() {
     await this.ready;
-    if (!this.policy) this.policy = initialPolicy(this.members);
+    this.policy = this.policy ? rejoined(this.policy) : initialPolicy(this.members);
     this.send("e2e", { to: "*", payload: encodeAnnounce(this.publicKey) });
     await this.showCode();
   }
