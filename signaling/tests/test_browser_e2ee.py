@@ -26,7 +26,6 @@ import aiohttp
 import aiortc.rtcrtpreceiver
 import pytest
 import support  # operator/tests/support.py, put on the path by conftest.py
-from aiortc import RTCSessionDescription
 from aiortc.codecs.vpx import Vp8Decoder
 from aiortc.jitterbuffer import JitterFrame
 from browser import (
@@ -44,7 +43,7 @@ from playwright.async_api import Page
 from signaling_process import Person
 from sprechzimmer.contract import SecretKey
 from test_browser_call import invitation
-from test_group_call_media import SignalledTurn
+from test_group_call_media import SignalledTurn, negotiate_with_sfu
 from tests import support as media  # media-pod/tests/support.py
 
 pytestmark = [pytest.mark.browser, pytest.mark.media, pytest.mark.timeout(600)]
@@ -231,16 +230,7 @@ async def test_the_media_pod_sees_only_ciphertext_and_a_leaver_is_locked_out(
             SignalledTurn(welcome["iceServers"][0]),  # type: ignore[arg-type]
         )
         try:
-            await client.pc.setLocalDescription(await client.pc.createOffer())
-            await capturer.send(
-                type="sdp",
-                to="sfu",
-                description={"type": "offer", "sdp": client.pc.localDescription.sdp},
-            )
-            answer = await capturer.expect("sdp", 30)
-            await client.pc.setRemoteDescription(
-                RTCSessionDescription(answer["description"]["sdp"], "answer")
-            )
+            await negotiate_with_sfu(capturer, client)
             await client.connected(30)
 
             host_link = invite[SecretKey.HOST_LINK_TOKEN.value]
