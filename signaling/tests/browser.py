@@ -167,6 +167,11 @@ async def wait_for_state(page: Page, state: str, timeout_s: float = 30) -> None:
         ) from None
 
 
+def console_lines(page: Page, last: int = 30) -> list[str]:
+    """The page's last console lines (for the message of a failed wait)."""
+    return _CONSOLES.get(id(page.context), [])[-last:]
+
+
 async def inbound_stats(page: Page) -> dict[str, Any]:
     stats: dict[str, Any] = await page.evaluate(_INBOUND_STATS)
     return stats

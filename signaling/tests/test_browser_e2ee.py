@@ -30,6 +30,8 @@ from aiortc.codecs.vpx import Vp8Decoder
 from aiortc.jitterbuffer import JitterFrame
 from browser import (
     chromium,
+    console_lines,
+    inbound_stats,
     media_flowing,
     new_context,
     screenshot,
@@ -40,6 +42,7 @@ from e2ee_peer import E2eePeer, b64url, key_index, unb64url, verification_code
 from lightkube import Client
 from local_media_pod import local_media_pod
 from playwright.async_api import Page
+from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 from signaling_process import Person
 from sprechzimmer.contract import SecretKey
 from test_browser_call import invitation
@@ -48,6 +51,13 @@ from tests import support as media  # media-pod/tests/support.py
 
 pytestmark = [pytest.mark.browser, pytest.mark.media, pytest.mark.timeout(600)]
 
+TILES = """
+() => [...document.querySelectorAll("figure[data-tile]")].map((f) => [
+  f.dataset.tile,
+  f.querySelector("figcaption").textContent,
+  f.querySelector("video").dataset.encrypted ?? null,
+])
+"""
 CODE = "() => document.querySelector('[data-verification-code]')?.textContent ?? ''"
 ENCRYPTED_VIDEOS = "document.querySelectorAll('video[data-remote][data-encrypted=\"true\"]').length"
 # This page has no RTCRtpScriptTransform: it falls back to createEncodedStreams.
@@ -76,6 +86,20 @@ async def join_page(browser: Any, url: str, *, older_api: bool = False) -> Page:
     assert "Ende-zu-Ende-verschlüsselt" in consent, consent
     await page.click("button[name=consent]")
     return page
+
+
+async def wait_encrypted(page: Page, count: int, within: float) -> None:
+    """Wait until ``count`` remote videos are marked encrypted; say what each shows if not."""
+    try:
+        await page.wait_for_function(f"() => {ENCRYPTED_VIDEOS} === {count}", timeout=within * 1000)
+    except PlaywrightTimeoutError:
+        tiles = await page.evaluate(TILES)
+        stats = await inbound_stats(page)
+        console = "\n  ".join(console_lines(page))
+        raise AssertionError(
+            f"not {count} encrypted videos within {within}s: tiles {tiles},"
+            f" frames decoded {stats['framesByStream']}; console:\n  {console}"
+        ) from None
 
 
 async def same_code(pages: list[Page], within: float = 30) -> str:
@@ -116,7 +140,7 @@ async def test_five_people_in_an_end_to_end_encrypted_group_call(
         for page in pages:
             await wait_for_state(page, "connected", 120)
         for page in pages:
-            await page.wait_for_function(f"() => {ENCRYPTED_VIDEOS} === 4", timeout=120_000)
+            await wait_encrypted(page, 4, 120)
         for page in pages:
             await media_flowing(page, streams=4, within=90)
         code = await same_code(pages)
@@ -240,14 +264,10 @@ async def test_the_media_pod_sees_only_ciphertext_and_a_leaver_is_locked_out(
             ]
             for page in pages:
                 await wait_for_state(page, "connected", 120)
-                await page.wait_for_function(f"() => {ENCRYPTED_VIDEOS} === 1", timeout=60_000)
+                await wait_encrypted(page, 1, 60)
                 # The capture's own (unencrypted) video is not shown as encrypted.
-                flags = await page.evaluate(
-                    "() => [...document.querySelectorAll('figure[data-tile]')].map((f) =>"
-                    " [f.querySelector('figcaption').textContent,"
-                    " f.querySelector('video').dataset.encrypted ?? null])"
-                )
-                assert ["Mitschnitt", None] in flags, flags
+                tiles = await page.evaluate(TILES)
+                assert [tile[1:] for tile in tiles].count(["Mitschnitt", None]) == 1, tiles
             code_of_two = await same_code(pages)
             await media.wait_for(
                 lambda: (
@@ -324,7 +344,7 @@ async def test_the_media_pod_sees_only_ciphertext_and_a_leaver_is_locked_out(
             assert all(lena.open_frame(frame) is None for frame in locked_out)
             for page in pages:
                 await media_flowing(page, streams=1, within=30)  # the two still see each other
-                await page.wait_for_function(f"() => {ENCRYPTED_VIDEOS} === 1", timeout=30_000)
+                await wait_encrypted(page, 1, 30)
             assert await same_code(pages) == code_of_two  # the same two keys as before Lena
             print(
                 f"captured {len(capture.frames)} frames, libvpx pictures without the key:"

@@ -82,14 +82,23 @@ function run({ side, kind, slot }, readable, writable, transformer) {
 /** Ask the senders of slots whose person has a new key for a key frame (script transform). */
 function requestKeyFrames(peer) {
   for (const [slot, entry] of receivers) {
-    if (slotPeers.get(slot) === peer && !entry.ok) entry.transformer?.sendKeyFrameRequest?.().catch(() => {});
+    if (slotPeers.get(slot) === peer && !entry.ok) quietly(() => entry.transformer?.sendKeyFrameRequest?.());
+  }
+}
+
+/** A key-frame request is a hint: where the browser refuses it (throws or rejects), go on. */
+function quietly(request) {
+  try {
+    request()?.catch(() => {});
+  } catch {
+    // not offered for this transform (audio, or the older API)
   }
 }
 
 const handlers = {
   async "own-key"({ index, material }) {
     own = { index, key: await frameKey(material) };
-    for (const transformer of senders) transformer.generateKeyFrame?.().catch(() => {});
+    for (const transformer of senders) quietly(() => transformer.generateKeyFrame?.());
   },
   async "peer-key"({ peer, index, material }) {
     if (!rings.has(peer)) rings.set(peer, new Keyring());
