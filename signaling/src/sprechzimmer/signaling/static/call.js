@@ -324,7 +324,10 @@ function newLink(peerId) {
 function showP2pVerification(peerId, link) {
   const connected = link.connectionState === "connected";
   e2eeView.setDecrypting(peerId, connected);
-  if (!connected) return;
+  if (!connected) {
+    e2eeView.showCode(null); // a code shows only while the connection it belongs to is up
+    return;
+  }
   void p2pCode(link.pc.localDescription?.sdp, link.pc.remoteDescription?.sdp).then((code) => {
     if (call.links.get(peerId) === link) e2eeView.showCode(code);
   });
@@ -336,6 +339,7 @@ function dropLink(peerId) {
   call.links.delete(peerId);
   ui.removeRemote(peerId);
   e2eeView.setDecrypting(peerId, false);
+  if (call.links.size === 0) e2eeView.showCode(null);
 }
 
 /** 1:1: take down links of people who left; offer to those who were there before this page. */
