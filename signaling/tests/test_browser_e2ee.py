@@ -4,7 +4,8 @@ SFU + coturn (media-pod processes behind MEDIA_OVERRIDE, as in test_browser_grou
 - Five people: every page decodes the other four videos and their audio, each remote video
   carries ``data-encrypted="true"``, every page shows the same verification code. Two of the
   five use the older ``createEncodedStreams`` path (RTCRtpScriptTransform removed by the test),
-  so both paths are proven to talk to each other.
+  so both paths are proven to talk to each other. Then one leaves and a new page takes the
+  freed slot everywhere: decrypted with the newcomer's keys, a new code.
 - What the media pod forwards is only ciphertext, and a participant who left is locked out: two
   Chromium pages, a participant that only takes part in the key exchange (``e2ee_peer.py``, the
   documented protocol implemented again in Python) and an aiortc participant that receives the
@@ -154,6 +155,18 @@ async def test_five_people_in_an_end_to_end_encrypted_group_call(
             assert await page.evaluate(f"() => {ENCRYPTED_VIDEOS}") == 4
         assert len(code.replace(" ", "")) == 12
         await screenshot(pages[0], tmp_path, "e2ee-five-desktop-de")
+
+        # Slot reuse: one leaves (the others switch to new keys), a new page takes the seat and,
+        # on every other page, the freed slot: it is decrypted with the newcomer's keys.
+        await pages[4].click("#leave")
+        await wait_for_state(pages[4], "ended")
+        for page in pages[:4]:
+            await wait_encrypted(page, 3, 60)
+        newcomer = await join_page(browser, f"{signaling.url}/j#{links[4]}")
+        await wait_for_state(newcomer, "connected", 120)
+        for page in [*pages[:4], newcomer]:
+            await wait_encrypted(page, 4, 120)
+        assert await same_code([*pages[:4], newcomer]) != code  # the newcomer's own key pair
 
 
 class Capture:
