@@ -8,6 +8,7 @@
 #   mmdebstrap, gcc, libc6-dev
 #             container images without a registry: Debian root filesystems and the static pause
 #   prometheus  promtool, which checks the chart's alert rules and their unit tests
+#   nodejs    runs the browser client's end-to-end encryption modules' unit tests (node --test)
 # Called by `make up` and `make test` (through `make packages`), so a fresh machine needs no
 # other step; an installed machine costs one dpkg query.
 set -euo pipefail
@@ -16,7 +17,7 @@ packages=(
   coturn chromium fonts-dejavu-core
   containerd runc containernetworking-plugins iptables conntrack
   mmdebstrap gcc libc6-dev
-  prometheus
+  prometheus nodejs
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -6,6 +6,7 @@ Each test gets its own SFU process (cheap) behind a coturn shared by the module.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -158,6 +159,41 @@ async def test_subscriber_pli_reaches_the_publisher(
     await wait_for(pli_arrived, 10, "bob's PLI to reach alice")
     assert plis[0] == sender._ssrc
     assert await metric(sfu, "sprechzimmer_sfu_plis_received_total") >= 1
+
+
+async def test_a_subscriber_pli_storm_reaches_the_publisher_at_most_once_a_second(
+    sfu: Sfu, turn: Turn, clients: list[Client]
+) -> None:
+    """A browser still waiting for an end-to-end key asks for key frames every few hundred ms;
+    the publisher must not be made to send a key frame (expensive for everyone) for each."""
+    alice, bob = await join(sfu, turn, clients, "alice", "bob")
+    await wait_for(lambda: bob.video_frames(0) > 2, 20, "bob to see alice")
+    arrivals: list[float] = []
+    sender: RTCRtpSender = alice.video.sender
+    original = sender._handle_rtcp_packet
+    loop = asyncio.get_running_loop()
+
+    async def spy(packet: Any) -> None:
+        if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_PLI:
+            arrivals.append(loop.time())
+        await original(packet)
+
+    sender._handle_rtcp_packet = spy
+    slot_ssrc = bob.slot_ssrc(0, "video")
+    receiver = bob.receive[0][1].receiver
+    throttled_before = await metric(sfu, "sprechzimmer_sfu_plis_throttled_total")
+    storm_until = loop.time() + 3.5
+    sent = 0
+    while loop.time() < storm_until:
+        await receiver._send_rtcp_pli(slot_ssrc)
+        sent += 1
+        await asyncio.sleep(0.05)  # the storm's pace: a PLI every 50 ms
+    await asyncio.sleep(0.5)  # PLIs still in flight through TURN
+    assert sent >= 50
+    assert 2 <= len(arrivals) <= 4, arrivals
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
+    assert min(gaps) >= 0.9, gaps  # 1 s at the SFU, less a little network jitter
+    assert await metric(sfu, "sprechzimmer_sfu_plis_throttled_total") >= throttled_before + 40
 
 
 async def test_publisher_gets_the_minimum_of_its_subscribers_remb(

@@ -99,16 +99,34 @@ async () => {
 
 
 @asynccontextmanager
-async def chromium(extra_args: Sequence[str] = ()) -> AsyncIterator[Browser]:
-    """One headless Debian Chromium process (*extra_args*: e.g. a camera from a file)."""
+async def chromium(
+    extra_args: Sequence[str] = (), *, camera: Path | None = None
+) -> AsyncIterator[Browser]:
+    """One headless Debian Chromium process (*extra_args*: e.g. more fake devices); ``camera``: a
+    Y4M file as the fake camera (see ``small_camera``) instead of Chromium's 640x480 pattern."""
+    args = [*CHROMIUM_ARGS, *extra_args]
+    if camera:
+        args.append(f"--use-file-for-fake-video-capture={camera}")
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=[*CHROMIUM_ARGS, *extra_args]
+            executable_path=CHROMIUM, headless=True, args=args
         )
         try:
             yield browser
         finally:
             await browser.close()
+
+
+def small_camera(directory: Path, width: int = 160, height: int = 120) -> Path:
+    """A 2 s looping Y4M clip (moving bars, 15 fps) for tests with many pages on two cores."""
+    path = directory / f"camera-{width}x{height}.y4m"
+    with path.open("wb") as clip:
+        clip.write(f"YUV4MPEG2 W{width} H{height} F15:1 Ip A1:1 C420jpeg\n".encode())
+        chroma = bytes([128]) * (width * height // 2)
+        for n in range(30):
+            row = bytes((x * 4 + n * 8) % 220 + 16 for x in range(width))
+            clip.write(b"FRAME\n" + row * height + chroma)
+    return path
 
 
 async def new_context(
@@ -151,6 +169,11 @@ async def wait_for_state(page: Page, state: str, timeout_s: float = 30) -> None:
         raise AssertionError(
             f"not {state} within {timeout_s}s: state, texts = {seen}; console:\n  {console}"
         ) from None
+
+
+def console_lines(page: Page, last: int = 30) -> list[str]:
+    """The page's last console lines (for the message of a failed wait)."""
+    return _CONSOLES.get(id(page.context), [])[-last:]
 
 
 async def inbound_stats(page: Page) -> dict[str, Any]:

@@ -147,6 +147,15 @@ async def test_one_to_one_call_by_link_and_by_code_through_turn(
         await assert_call_through_turn(host, client)
         assert await host.inner_text("figure[data-tile] figcaption") == "Frau M."
         assert await client.inner_text("figure[data-tile] figcaption") == "Practice"
+        # End to end: the remote video is marked, and both show one code over both fingerprints.
+        for page in (host, client):
+            await page.wait_for_selector('video[data-remote][data-encrypted="true"]')
+            await page.wait_for_function(
+                "() => /^\\d{3} \\d{3} \\d{3} \\d{3}$/.test("
+                "document.querySelector('[data-verification-code]').textContent)"
+            )
+        codes = {await page.inner_text("[data-verification-code]") for page in (host, client)}
+        assert len(codes) == 1, codes
         for page, name in ((host, "desktop-de"), (client, "phone-en")):
             assert await in_viewport(page, "nav.controls")
             assert await layout_problems(page) == []

@@ -6,7 +6,7 @@ placed on a KWOK node). KWOK pods run nothing, so the SFU and the pod's coturn r
 processes (``media-pod/tests/support.py``) with the per-session control token and TURN secret
 derived from the shared key, and signaling reaches them through its dev/test-only MEDIA_OVERRIDE
 setting — as in ``test_group_call_media.py``, with Chromium instead of aiortc as the people.
-End-to-end frame encryption is the next step and not tested here.
+End-to-end encryption is on (every page encrypts its frames); test_browser_e2ee.py proves it.
 """
 
 from __future__ import annotations
@@ -77,7 +77,9 @@ async def test_group_call_of_three_in_chromium(
             page = await context.new_page()
             await page.goto(f"{signaling.url}/j#{link}")
             await wait_for_state(page, "consent")
-            assert "Medienserver" in await page.inner_text("main")  # no E2EE claim yet
+            consent = await page.inner_text("#consent-e2ee")
+            assert "Ende-zu-Ende-verschlüsselt" in consent
+            assert "Medienserver" in consent
             await page.click("button[name=consent]")
             pages.append(page)
 

@@ -40,6 +40,21 @@ class SignalledTurn:
         )
 
 
+async def negotiate_with_sfu(person: Person, client: media.Client) -> None:
+    """Offer the aiortc client's layout to the SFU through signaling and apply its answer."""
+    await client.pc.setLocalDescription(await client.pc.createOffer())
+    await person.send(
+        type="sdp",
+        to="sfu",
+        description={"type": "offer", "sdp": client.pc.localDescription.sdp},
+    )
+    answer = await person.expect("sdp", 30)
+    assert answer["from"] == "sfu"
+    await client.pc.setRemoteDescription(
+        RTCSessionDescription(answer["description"]["sdp"], "answer")
+    )
+
+
 async def test_group_call_through_signaling(
     operator: Any,
     media_node: str,
@@ -77,17 +92,7 @@ async def test_group_call_through_signaling(
                 seed=seed,
                 loudness=0.6 if seed == 0 else 0.003,  # the host speaks
             )
-            await client.pc.setLocalDescription(await client.pc.createOffer())
-            await person.send(
-                type="sdp",
-                to="sfu",
-                description={"type": "offer", "sdp": client.pc.localDescription.sdp},
-            )
-            answer = await person.expect("sdp", 30)
-            assert answer["from"] == "sfu"
-            await client.pc.setRemoteDescription(
-                RTCSessionDescription(answer["description"]["sdp"], "answer")
-            )
+            await negotiate_with_sfu(person, client)
             people.append(person)
             clients.append(client)
         try:

@@ -12,7 +12,7 @@ from sprechzimmer.signaling import pages
 from sprechzimmer.signaling.core.protocol import EndReason, ErrorCode
 
 STRINGS = pages.load_strings()
-JS_FILES = sorted(pages.STATIC_DIR.glob("*.js"))
+JS_FILES = sorted(pages.STATIC_DIR.rglob("*.js"))
 PUBLIC_URL = "https://video.example.org"
 
 
@@ -75,6 +75,7 @@ def test_the_interface_the_browser_tests_rely_on_is_in_the_templates() -> None:
     assert 'role="alert"' in start
     assert start.count('type="submit"') == 1
     assert 'name="consent"' in call
+    assert "data-verification-code" in call
     assert 'role="alert"' in call
     assert "<main data-state=" in call
 

@@ -1,7 +1,8 @@
 """RTCP, terminated at the SFU: what subscribers ask for, and what publishers are told.
 
 From subscribers: NACKs are answered from the publisher's packet cache, PLI/FIR become one
-throttled PLI to the publisher, REMB estimates feed the per-publisher minimum, receiver reports
+PLI to the publisher at most once a second (a browser still waiting for an end-to-end key asks
+every few hundred milliseconds), REMB estimates feed the per-publisher minimum, receiver reports
 record the slot's loss, BYE for all of a participant's streams is a leave. To subscribers: each
 slot gets the publisher's sender reports moved into its own timestamp space. To publishers:
 receiver reports, NACKs for upstream gaps and REMB (the minimum over their subscribers).
@@ -14,7 +15,14 @@ from collections.abc import Callable
 from .core import rtcp
 from .core.remb import RembAggregator
 from .core.rtp import MalformedPacketError, abs_send_time
-from .participant import PLI_THROTTLE_SECONDS, Counters, OutSlot, Participant, PublishedStream
+from .participant import (
+    PLI_THROTTLE_SECONDS,
+    SUBSCRIBER_PLI_INTERVAL_SECONDS,
+    Counters,
+    OutSlot,
+    Participant,
+    PublishedStream,
+)
 
 
 class Feedback:
@@ -57,7 +65,7 @@ class Feedback:
                     slot = p.by_out_ssrc.get(ssrc)
                     if slot is not None and slot.source is not None:
                         self.counters.plis_received += 1
-                        self.request_keyframe(slot.source, now)
+                        self.request_keyframe(slot.source, now, SUBSCRIBER_PLI_INTERVAL_SECONDS)
             elif isinstance(packet, rtcp.Remb):
                 for ssrc in packet.ssrcs:
                     slot = p.by_out_ssrc.get(ssrc)
@@ -121,11 +129,13 @@ class Feedback:
                 self.counters.sender_reports_sent += 1
 
     # ---------------------------------------------------------------- to publishers
-    def request_keyframe(self, stream: PublishedStream, now: float) -> None:
-        """A PLI to the publisher of ``stream``, at most one per PLI_THROTTLE_SECONDS."""
+    def request_keyframe(
+        self, stream: PublishedStream, now: float, interval: float = PLI_THROTTLE_SECONDS
+    ) -> None:
+        """A PLI to the publisher of ``stream`` unless one went out less than ``interval`` ago."""
         if stream.kind != "video":
             return
-        if now - stream.last_pli < PLI_THROTTLE_SECONDS:
+        if now - stream.last_pli < interval:
             self.counters.plis_throttled += 1
             return
         owner = stream.owner

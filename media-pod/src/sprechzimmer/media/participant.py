@@ -28,6 +28,11 @@ from .events import EventLog
 logger = logging.getLogger(__name__)
 
 PLI_THROTTLE_SECONDS: Final = 0.5
+# A subscriber's own PLI/FIR reaches the publisher at most this often. A browser that cannot yet
+# decrypt a slot (its end-to-end key is still on its way) keeps asking; each key frame it causes
+# costs every other subscriber bandwidth. The SFU's own requests (a slot starting) keep the
+# shorter throttle above.
+SUBSCRIBER_PLI_INTERVAL_SECONDS: Final = 1.0
 DROP_REASONS: Final = (
     "malformed",
     "unknown_ssrc",

@@ -9,6 +9,9 @@ import { lang, localPath, t } from "./i18n.js";
 import { attachControls } from "./controls.js";
 import { showLogo } from "./logo.js";
 import { openLocalMedia, setTracksEnabled, stopMedia } from "./media.js";
+import { E2eeSession, e2eeSupported } from "./e2ee/session.js";
+import { p2pCode } from "./e2ee/verification.js";
+import * as e2eeView from "./e2ee/view.js";
 import { SfuLink } from "./group.js";
 import { PeerLink } from "./peer.js";
 import { Signaling } from "./signaling.js";
@@ -53,6 +56,7 @@ const call = {
   offerWaits: new Map(), // 1:1: peer id → fallback timer while waiting for their offer
   links: new Map(), // peer id → PeerLink (1:1)
   sfu: null, // SfuLink (group)
+  e2ee: null, // E2eeSession (group): keys and frame encryption, kept across rejoins
   slots: new Map(), // slot → peer id (group)
   retryTimer: null,
 };
@@ -161,8 +165,10 @@ async function handle(msg) {
         call.rosterSinceWelcome = true;
         if (call.consented && !call.notStarted) await join(); // back after a reconnect
       }
-      if (isGroup()) showSlots();
-      else await syncLinks();
+      if (isGroup()) {
+        await call.e2ee?.roster(call.roster.map((p) => p.id));
+        showSlots();
+      } else await syncLinks();
       break;
     case "sdp":
       await acceptDescription(msg.from, msg.description);
@@ -172,6 +178,7 @@ async function handle(msg) {
       break;
     case "slots":
       call.slots = new Map((msg.slots ?? []).map((s) => [s.slot, s.peer]));
+      call.e2ee?.slots(call.slots);
       showSlots();
       break;
     case "speaker":
@@ -183,8 +190,11 @@ async function handle(msg) {
     case "ended":
       onEnded(msg.reason);
       break;
+    case "e2e":
+      await call.e2ee?.message(msg.from, msg.payload);
+      break;
     default:
-      break; // `e2e` and newer types: not used by this version of the page
+      break; // newer types: not used by this version of the page
   }
   update();
 }
@@ -243,6 +253,9 @@ function finish(final) {
   for (const id of [...call.links.keys()]) dropLink(id);
   call.sfu?.close();
   call.sfu = null;
+  call.e2ee?.close();
+  call.e2ee = null;
+  e2eeView.reset();
   stopMedia(call.stream);
   ui.removeAllRemotes();
 }
@@ -251,10 +264,17 @@ function finish(final) {
 
 async function join() {
   if (call.joined || !call.admitted || !call.rosterSinceWelcome) return;
+  if (isGroup() && !e2eeSupported()) {
+    signaling.close();
+    finish(State.ERROR);
+    ui.showError("e2ee-unsupported");
+    return;
+  }
   call.joined = true;
   call.offerTo = new Set(call.roster.map((p) => p.id)); // here before this page: it offers
   send("join", call.name ? { name: call.name } : {});
   if (!isGroup()) await syncLinks();
+  if (isGroup()) await startE2ee();
   if (isGroup() && (!call.sfu || ["failed", "closed"].includes(call.sfu.connectionState))) {
     call.sfu?.close();
     call.sfu = new SfuLink({
@@ -263,9 +283,22 @@ async function join() {
       slots: Math.max((call.welcome.maxParticipants ?? 2) - 1, 1),
       send,
       onChange: update,
+      frames: call.e2ee,
     });
     await call.sfu.offer();
   }
+}
+
+/** Group: the page's end-to-end encryption (made once), told that this page (re)joined. */
+async function startE2ee() {
+  call.e2ee ??= new E2eeSession({
+    send,
+    onDecrypting: (slot, ok) => e2eeView.setDecrypting(`slot-${slot}`, ok),
+    onCode: e2eeView.showCode,
+    onRejected: (peerId) => e2eeView.showRejected(ui.personName(peer(peerId))),
+  });
+  await call.e2ee.roster(call.roster.map((p) => p.id));
+  await call.e2ee.joined();
 }
 
 function newLink(peerId) {
@@ -277,10 +310,12 @@ function newLink(peerId) {
     send,
     onStream: (stream) => {
       if (peer(peerId)) ui.showRemote(peerId, stream, ui.personName(peer(peerId)));
+      e2eeView.markTiles();
     },
     onChange: () => {
       // Off the roster and the media stopped too: they left (or are gone for long).
       if (!peer(peerId) && link.connectionState !== "connected") dropLink(peerId);
+      showP2pVerification(peerId, link);
       update();
     },
   });
@@ -288,11 +323,26 @@ function newLink(peerId) {
   return link;
 }
 
+/** 1:1: DTLS-SRTP runs browser to browser; the code over both fingerprints shows it is theirs. */
+function showP2pVerification(peerId, link) {
+  const connected = link.connectionState === "connected";
+  e2eeView.setDecrypting(peerId, connected);
+  if (!connected) {
+    e2eeView.showCode(null); // a code shows only while the connection it belongs to is up
+    return;
+  }
+  void p2pCode(link.pc.localDescription?.sdp, link.pc.remoteDescription?.sdp).then((code) => {
+    if (call.links.get(peerId) === link) e2eeView.showCode(code);
+  });
+}
+
 function dropLink(peerId) {
   clearTimeout(call.links.get(peerId)?.goneTimer);
   call.links.get(peerId)?.close();
   call.links.delete(peerId);
   ui.removeRemote(peerId);
+  e2eeView.setDecrypting(peerId, false);
+  if (call.links.size === 0) e2eeView.showCode(null);
 }
 
 /** 1:1: take down links of people who left; offer to those who were there before this page. */
@@ -359,6 +409,7 @@ function showSlots() {
     if (id) ui.showRemote(key, call.sfu.slotStream(slot), ui.personName(peer(id)));
     else ui.removeRemote(key);
   }
+  e2eeView.markTiles();
 }
 
 // --- the person's actions ----------------------------------------------------------------------

@@ -3,9 +3,9 @@
 // audio + video pair per other seat ("slot"), VP8 and Opus only, all offered at join because the
 // SFU never renegotiates. `slots` messages say whose media arrives in which pair.
 //
-// Seam for end-to-end encryption (next step): frame transforms go onto these transceivers'
+// End-to-end encryption (e2ee/session.js): the frame transforms go onto these transceivers'
 // senders and receivers in the constructor, right where they are created: before the offer,
-// because Chromium ignores a transform set on a sender mid-call.
+// because Chromium ignores a transform set on a sender mid-call (frames would leave in the clear).
 
 import { candidateMessage, preferCodec, replaceSentTrack } from "./media.js";
 import { descriptionMessage } from "./peer.js";
@@ -20,14 +20,16 @@ export class SfuLink {
    * @param {number} options.slots receive slots: maxParticipants − 1
    * @param {(type: string, fields: object) => void} options.send signaling
    * @param {() => void} options.onChange connection state changed
+   * @param {import("./e2ee/session.js").E2eeSession} options.frames encrypts and decrypts frames
    */
-  constructor({ config, stream, slots, send, onChange }) {
+  constructor({ config, stream, slots, send, onChange, frames }) {
     this.send = send;
-    this.pc = new RTCPeerConnection({ ...config, iceTransportPolicy: "relay" });
+    this.pc = new RTCPeerConnection({ ...config, ...frames.peerConnectionConfig, iceTransportPolicy: "relay" });
     for (const kind of ["audio", "video"]) {
       const track = kind === "audio" ? stream.getAudioTracks()[0] : stream.getVideoTracks()[0];
       const transceiver = this.pc.addTransceiver(track ?? kind, { direction: "sendonly", streams: [stream] });
       preferCodec(transceiver, kind, CODECS[kind]);
+      frames.attach(transceiver.sender, { side: "send", kind });
     }
     this.slotReceivers = [];
     for (let slot = 0; slot < slots; slot += 1) {
@@ -35,6 +37,7 @@ export class SfuLink {
       for (const kind of ["audio", "video"]) {
         const transceiver = this.pc.addTransceiver(kind, { direction: "recvonly" });
         preferCodec(transceiver, kind, CODECS[kind]);
+        frames.attach(transceiver.receiver, { side: "receive", kind, slot });
         pair[kind] = transceiver.receiver;
       }
       this.slotReceivers.push(pair);

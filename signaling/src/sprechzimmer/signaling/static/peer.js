@@ -148,7 +148,7 @@ export class PeerLink {
 }
 
 /** The first `a=fingerprint:` line of an SDP (session or media level), or null. */
-function fingerprint(sdp) {
+export function fingerprint(sdp) {
   return /^a=fingerprint:(.*)$/m.exec(sdp ?? "")?.[1]?.trim() ?? null;
 }
 
