@@ -85,7 +85,7 @@ async def open_test_page(context: BrowserContext, url: str) -> tuple[Page, list[
 
 
 async def test_the_connection_test_finds_devices_turn_and_bandwidth_then_a_stopped_turn(
-    cluster: Any, start_signaling: Any, tmp_path: Path
+    start_signaling: Any, tmp_path: Path
 ) -> None:
     async with shared_turn(tmp_path, support.SHARED_KEY) as turn_url:
         signaling = start_signaling(turn_urls=turn_url)
