@@ -2,7 +2,8 @@
 shared TURN server (Debian coturn, as ``make up`` runs it): fake camera and microphone found,
 TURN reached (a relayed candidate pair selected, read from getStats on the test side), a
 bandwidth measured through the relay with its verdict; then coturn stopped: "unreachable"
-within a bounded time; then the credentials endpoint's rate limit shown in the page.
+within a bounded time; then the credentials endpoint's rate limit shown in the page. And the
+call page sends a browser without WebRTC here.
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ from typing import Any
 
 import pytest
 import support  # operator/tests/support.py, put on the path by conftest.py
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 from browser import PHONE, chromium, layout_problems, new_context, screenshot, shared_turn
 from playwright.async_api import BrowserContext, Page
+from sprechzimmer.signaling import pages
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 
@@ -169,3 +173,25 @@ async def test_the_connection_test_finds_devices_turn_and_bandwidth_then_a_stopp
             r"Please wait [0-9]+ seconds?, then test again\.",
             found["turn"][1],
         ), found["turn"]
+
+
+async def test_a_browser_without_webrtc_is_sent_to_the_connection_test() -> None:
+    """The call page's error for a browser without WebRTC links the test page; an error the
+    test cannot help with (no credentials) does not."""
+    app = web.Application()
+    pages.setup_routes(app)
+    async with TestServer(app) as server, chromium() as browser:
+        context = await new_context(browser)
+        page = await context.new_page()
+        await page.goto(str(server.make_url("/call")))
+        await page.wait_for_selector('main[data-state="error"]')
+        assert not await page.is_visible("#connection-test")  # no credentials: not a device issue
+        await context.add_init_script("delete window.RTCPeerConnection;")
+        await page.goto(str(server.make_url("/call?lang=en")))
+        await page.wait_for_selector('main[data-state="error"]')
+        link = page.locator("#connection-test")
+        assert await link.is_visible()
+        assert await link.text_content() == "Test your connection"
+        await link.click()
+        await page.wait_for_selector("#test-start")
+        assert page.url.endswith("/test?lang=en")
