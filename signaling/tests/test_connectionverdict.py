@@ -20,26 +20,32 @@ STRINGS = pages.load_strings()
 MB = 1_000_000
 
 
-def camera(error: str | None, width: int = 0, waited: int = 0) -> dict[str, Any]:
-    return {"errorName": error, "width": width, "waitedMs": waited}
+def camera(
+    error: str | None, width: int = 0, waited: int = 0, opened: bool = True
+) -> dict[str, Any]:
+    return {"errorName": error, "opened": opened, "width": width, "waitedMs": waited}
 
 
-def mic(error: str | None, peak: float = 0, listened: int = 0) -> dict[str, Any]:
-    return {"errorName": error, "peak": peak, "listenedMs": listened}
+def mic(
+    error: str | None, peak: float = 0, listened: int = 0, opened: bool = True
+) -> dict[str, Any]:
+    return {"errorName": error, "opened": opened, "peak": peak, "listenedMs": listened}
 
 
-def turn(credentials: str, relayed: bool, codes: list[int], done: bool) -> dict[str, Any]:
+def turn(credentials: str | None, relayed: bool, codes: list[int], done: bool) -> dict[str, Any]:
     return {"credentials": credentials, "relayed": relayed, "errorCodes": codes, "done": done}
 
 
-def speed(bps: float, measured: bool = True) -> dict[str, Any]:
-    return {"measured": measured, "bps": bps}
+def speed(bps: float, measured: bool = True, done: bool = True) -> dict[str, Any]:
+    return {"done": done, "measured": measured, "bps": bps}
 
 
 # (function, facts, expected level, expected key)
 CASES: list[tuple[str, Any, str, str]] = [
     ("cameraVerdict", camera(None, 640, 200), "ok", "test.camera.ok"),
     ("cameraVerdict", camera(None, 0, 1000), "pending", "test.camera.pending"),
+    ("cameraVerdict", camera(None, opened=False), "pending", "test.camera.pending"),
+    ("cameraVerdict", camera("NotAllowedError", opened=False), "fail", "test.camera.denied"),
     ("cameraVerdict", camera(None, 0, 5000), "fail", "test.camera.no-picture"),
     ("cameraVerdict", camera("NotAllowedError"), "fail", "test.camera.denied"),
     ("cameraVerdict", camera("SecurityError"), "fail", "test.camera.denied"),
@@ -50,6 +56,7 @@ CASES: list[tuple[str, Any, str, str]] = [
     ("microphoneVerdict", mic(None, 0.2, 100), "ok", "test.microphone.ok"),
     ("microphoneVerdict", mic(None, 0.011, 9000), "ok", "test.microphone.ok"),
     ("microphoneVerdict", mic(None, 0, 2999), "pending", "test.microphone.pending"),
+    ("microphoneVerdict", mic(None, opened=False), "pending", "test.microphone.pending"),
     ("microphoneVerdict", mic(None, 0.01, 3000), "warn", "test.microphone.silent"),
     ("microphoneVerdict", mic("NotAllowedError"), "fail", "test.microphone.denied"),
     ("microphoneVerdict", mic("NotFoundError"), "fail", "test.microphone.missing"),
@@ -57,6 +64,7 @@ CASES: list[tuple[str, Any, str, str]] = [
     ("microphoneVerdict", mic("NotSupportedError"), "fail", "test.microphone.failed"),
     ("turnVerdict", turn("issued", True, [], False), "ok", "test.turn.ok"),
     ("turnVerdict", turn("issued", False, [], False), "pending", "test.turn.pending"),
+    ("turnVerdict", turn(None, False, [], False), "pending", "test.turn.pending"),
     ("turnVerdict", turn("issued", False, [701], True), "fail", "test.turn.unreachable"),
     ("turnVerdict", turn("issued", False, [], True), "fail", "test.turn.unreachable"),
     ("turnVerdict", turn("issued", False, [701, 401], True), "fail", "test.turn.refused"),
@@ -71,6 +79,7 @@ CASES: list[tuple[str, Any, str, str]] = [
     ("bandwidthVerdict", speed(2 * MB - 1), "fail", "test.bandwidth.low"),
     ("bandwidthVerdict", speed(0), "fail", "test.bandwidth.low"),
     ("bandwidthVerdict", speed(0, measured=False), "fail", "test.bandwidth.not-measured"),
+    ("bandwidthVerdict", speed(0, done=False), "pending", "test.bandwidth.pending"),
     ("delayVerdict", 40, "ok", "test.delay.ok"),
     ("delayVerdict", 300, "ok", "test.delay.ok"),
     ("delayVerdict", 301, "warn", "test.delay.slow"),

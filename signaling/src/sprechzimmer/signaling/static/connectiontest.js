@@ -37,20 +37,17 @@ function freshFacts() {
 
 function verdicts(now) {
   const { camera, microphone, network } = facts;
-  const started = (at) => (at === null ? 0 : now - at);
+  const since = (at) => (at === null ? 0 : now - at);
+  const bps = bitsPerSecond(network.bytes, network.ms);
   return {
-    camera: camera.openedAt === null && !camera.errorName
-      ? { level: Level.PENDING, key: "test.camera.pending" }
-      : cameraVerdict({ ...camera, waitedMs: started(camera.openedAt) }),
-    microphone: microphone.openedAt === null && !microphone.errorName
-      ? { level: Level.PENDING, key: "test.microphone.pending" }
-      : microphoneVerdict({ ...microphone, listenedMs: started(microphone.openedAt) }),
-    turn: network.credentials === null
-      ? { level: Level.PENDING, key: "test.turn.pending" }
-      : turnVerdict(network),
-    bandwidth: network.done
-      ? bandwidthVerdict({ measured: network.bytes > 0, bps: bitsPerSecond(network.bytes, network.ms) })
-      : { level: Level.PENDING, key: "test.bandwidth.pending" },
+    camera: cameraVerdict({
+      ...camera, opened: camera.openedAt !== null, waitedMs: since(camera.openedAt),
+    }),
+    microphone: microphoneVerdict({
+      ...microphone, opened: microphone.openedAt !== null, listenedMs: since(microphone.openedAt),
+    }),
+    turn: turnVerdict(network),
+    bandwidth: bandwidthVerdict({ done: network.done, measured: network.bytes > 0, bps }),
   };
 }
 

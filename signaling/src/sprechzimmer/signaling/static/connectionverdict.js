@@ -36,11 +36,13 @@ function deviceProblem(errorName, kind) {
 /**
  * @param {object} facts
  * @param {string|null} facts.errorName getUserMedia's error for the camera, if any
+ * @param {boolean} facts.opened the camera was opened
  * @param {number} facts.width width of the first picture shown (0 until one arrived)
  * @param {number} facts.waitedMs since the camera was opened
  */
-export function cameraVerdict({ errorName, width, waitedMs }) {
+export function cameraVerdict({ errorName, opened, width, waitedMs }) {
   if (errorName) return deviceProblem(errorName, "camera");
+  if (!opened) return result(Level.PENDING, "test.camera.pending");
   if (width > 0) return result(Level.OK, "test.camera.ok");
   if (waitedMs < PICTURE_MS) return result(Level.PENDING, "test.camera.pending");
   return result(Level.FAIL, "test.camera.no-picture");
@@ -49,11 +51,13 @@ export function cameraVerdict({ errorName, width, waitedMs }) {
 /**
  * @param {object} facts
  * @param {string|null} facts.errorName getUserMedia's error for the microphone, if any
+ * @param {boolean} facts.opened the microphone was opened
  * @param {number} facts.peak loudest level heard so far (0…1)
  * @param {number} facts.listenedMs since the microphone was opened
  */
-export function microphoneVerdict({ errorName, peak, listenedMs }) {
+export function microphoneVerdict({ errorName, opened, peak, listenedMs }) {
   if (errorName) return deviceProblem(errorName, "microphone");
+  if (!opened) return result(Level.PENDING, "test.microphone.pending");
   if (peak > SILENCE) return result(Level.OK, "test.microphone.ok");
   if (listenedMs < LISTEN_MS) return result(Level.PENDING, "test.microphone.pending");
   return result(Level.WARN, "test.microphone.silent");
@@ -62,12 +66,14 @@ export function microphoneVerdict({ errorName, peak, listenedMs }) {
 /**
  * Reaching the platform's TURN server.
  * @param {object} facts
- * @param {"issued"|"rate-limited"|"none"|"error"} facts.credentials what signaling answered
+ * @param {null|"issued"|"rate-limited"|"none"|"error"} facts.credentials what signaling
+ *   answered (null: not yet)
  * @param {boolean} facts.relayed a connection through the server came up, both ends relayed
  * @param {number[]} facts.errorCodes the icecandidateerror codes seen
  * @param {boolean} facts.done the attempt is over (connected, failed or timed out)
  */
 export function turnVerdict({ credentials, relayed, errorCodes, done }) {
+  if (credentials === null) return result(Level.PENDING, "test.turn.pending");
   if (credentials === "rate-limited") return result(Level.WARN, "test.turn.rate-limited");
   if (credentials === "none") return result(Level.WARN, "test.turn.none");
   if (credentials === "error") return result(Level.FAIL, "test.turn.error");
@@ -88,10 +94,12 @@ export function bitsPerSecond(bytes, ms) {
  * The measured throughput against the guidance: ≥ 8 Mbit/s for groups of five, ≥ 2 Mbit/s for
  * two people.
  * @param {object} facts
+ * @param {boolean} facts.done the network part of the test is over
  * @param {boolean} facts.measured a measurement through the server ran
  * @param {number} facts.bps its result in bit/s
  */
-export function bandwidthVerdict({ measured, bps }) {
+export function bandwidthVerdict({ done, measured, bps }) {
+  if (!done) return result(Level.PENDING, "test.bandwidth.pending");
   if (!measured) return result(Level.FAIL, "test.bandwidth.not-measured");
   if (bps >= GUIDANCE.groupBps) return result(Level.OK, "test.bandwidth.group");
   if (bps >= GUIDANCE.pairBps) return result(Level.WARN, "test.bandwidth.pair");
