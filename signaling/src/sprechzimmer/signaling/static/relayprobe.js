@@ -25,6 +25,7 @@ export async function probeRelay(iceServers, { onConnected } = {}) {
   try {
     for (const [from, to] of [[sender, receiver], [receiver, sender]]) {
       from.addEventListener("icecandidate", ({ candidate }) => {
+        // refused only once the other side is closed: the probe is over then
         if (candidate) to.addIceCandidate(candidate).catch(() => {});
       });
       from.addEventListener("icecandidateerror", (event) => errorCodes.push(event.errorCode));
@@ -58,7 +59,8 @@ function opening(channel) {
   return new Promise((resolve) => channel.addEventListener("open", resolve, { once: true }));
 }
 
-/** Resolves null when either side fails, or gathers no relayed candidate, or time runs out. */
+/** Resolves null when either side fails, or gathers no relayed candidate, or time runs out
+ * (after a success its late resolve is ignored: the race is decided). */
 function failure(a, b, ms) {
   return new Promise((resolve) => {
     const timer = setTimeout(() => resolve(null), ms);
