@@ -2,10 +2,11 @@
 credentials for the shared TURN server that live minutes, not hours, marked as test-only in the
 username, and how often one address may ask. No I/O, no clock (``now`` is passed in).
 
-Without a code anybody can ask, so the credentials are worth little to an abuser: valid for
-``TTL_SECONDS`` (coturn refuses an Allocate or Refresh after that; an allocation made before
-ends within its lifetime, ≤ 10 min with Chromium's default), ``user-quota`` allocations per
-username on the shared server, and five requests per address before growing delays.
+Without a code anybody can ask, so what one request opens is bounded: new allocations for
+``TTL_SECONDS`` only, ``user-quota`` allocations per username on the shared server, five
+requests per address before growing delays. coturn 4.6 keeps refreshing an allocation made in
+time after the credentials expired (measured), so the lifetime bounds when relays can be
+opened, not how long one is kept; docs/signaling.md weighs it.
 """
 
 from __future__ import annotations
