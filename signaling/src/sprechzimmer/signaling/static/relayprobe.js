@@ -87,21 +87,25 @@ function failure(a, b, ms) {
   });
 }
 
-/** The selected candidate pair from getStats: both ends relayed, and its round-trip time. */
+/** The selected candidate pair from getStats: both ends relayed, and its round-trip time.
+ * Chromium and Safari name it in the transport's stats; Firefox has no transport stats and
+ * marks the pair itself (`selected`). */
 async function selectedPath(pc) {
   const report = await pc.getStats();
   const byId = new Map();
   report.forEach((stat) => byId.set(stat.id, stat));
-  for (const stat of byId.values()) {
-    if (stat.type !== "transport" || !stat.selectedCandidatePairId) continue;
-    const pair = byId.get(stat.selectedCandidatePairId);
-    const local = byId.get(pair?.localCandidateId);
-    const remote = byId.get(pair?.remoteCandidateId);
-    const relayed = local?.candidateType === "relay" && remote?.candidateType === "relay";
-    const rtt = pair?.currentRoundTripTime;
-    return { relayed, rttMs: typeof rtt === "number" ? Math.round(rtt * 1000) : null };
-  }
-  return { relayed: false, rttMs: null };
+  const stats = [...byId.values()];
+  const named = stats.find((s) => s.type === "transport" && s.selectedCandidatePairId);
+  const pair = named
+    ? byId.get(named.selectedCandidatePairId)
+    : stats.find((s) => s.type === "candidate-pair" && s.selected);
+  const local = byId.get(pair?.localCandidateId);
+  const remote = byId.get(pair?.remoteCandidateId);
+  const rtt = pair?.currentRoundTripTime;
+  return {
+    relayed: local?.candidateType === "relay" && remote?.candidateType === "relay",
+    rttMs: typeof rtt === "number" ? Math.round(rtt * 1000) : null,
+  };
 }
 
 /** Send for at most BURST_MS or BURST_BYTES; count what arrives, on this page's one clock. */
