@@ -143,6 +143,7 @@ async function testDevices(current) {
 /** An analyser on the microphone: its loudness (RMS, 0…1) whenever asked. */
 function listen(microphone) {
   const context = new AudioContext();
+  context.resume().catch(() => {}); // started by the click on "Test starten": allowed to run
   const analyser = context.createAnalyser();
   analyser.fftSize = 1024;
   context.createMediaStreamSource(microphone).connect(analyser);
