@@ -42,6 +42,8 @@ def test_listens_on_the_session_port_with_rest_auth() -> None:
     assert "realm=sprechzimmer" in lines
     assert "no-cli" in lines
     assert not any(line.startswith(("user=", "lt-cred-mech")) for line in lines)
+    # Chromium's credential-less Binding keepalives to a TURN server must not get 401s
+    assert "secure-stun" not in lines
 
 
 def test_rest_credentials_match_coturn_scheme() -> None:

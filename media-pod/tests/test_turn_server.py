@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aioice import stun
 from aioice.turn import create_turn_endpoint
+from sprechzimmer.devcluster.addons import stun_answers
 from sprechzimmer.media.core.turn import rest_credentials
 
 from .support import TURN_SECRET, Turn, running_turn, workdir
@@ -71,6 +72,11 @@ async def test_relays_to_loopback(turn: Turn) -> None:
         assert protocol.relayed_address[0] == "127.0.0.1"
     finally:
         endpoint.close()
+
+
+def test_an_unauthenticated_binding_request_gets_a_success(turn: Turn) -> None:
+    # what Chromium sends to a UDP TURN server every 10 s; a 401 would be an ICE candidate error
+    assert stun_answers(turn.port)
 
 
 @pytest.mark.parametrize("transport", ["udp", "tcp"])

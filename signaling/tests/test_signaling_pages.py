@@ -42,7 +42,7 @@ def test_every_string_key_the_scripts_use_exists() -> None:
     for path in JS_FILES:
         used |= set(re.findall(r"""\bt\(\s*"([a-z0-9.\-]+)"\s*[,)]""", path.read_text()))
         # keys chosen by a condition: t(flag ? "a" : "b") and t(onToggle(...)) labels
-        prefixes = "consent|controls|error|ended|logo|devices"
+        prefixes = "consent|controls|error|ended|logo|devices|test"
         used |= set(re.findall(rf'"((?:{prefixes})\.[a-z0-9.\-]+)"', path.read_text()))
     assert used, "no t() calls found: the pattern is stale"
     missing = sorted(used - set(STRINGS["de"]))
@@ -52,7 +52,7 @@ def test_every_string_key_the_scripts_use_exists() -> None:
 @pytest.mark.unit
 def test_pages_render_every_placeholder_and_escape_text() -> None:
     rendered = pages._Pages()
-    for name in ("start", "call"):
+    for name in pages.PAGES:
         for lang in pages.LANGUAGES:
             html = rendered._html[(name, lang)].decode()
             assert "{{" not in html
@@ -78,6 +78,13 @@ def test_the_interface_the_browser_tests_rely_on_is_in_the_templates() -> None:
     assert "data-verification-code" in call
     assert 'role="alert"' in call
     assert "<main data-state=" in call
+    test = rendered._html[("connectiontest", "de")].decode()
+    for check in ("camera", "microphone", "turn", "bandwidth"):
+        assert f'data-check="{check}"' in test
+        assert f'role="status" id="test-{check}-result"' in test
+    assert 'id="test-start"' in test
+    assert 'href="/test?lang=de"' in start  # the start page links the connection test
+    assert 'id="connection-test"' in call  # and so does the call page's error panel
 
 
 @pytest.mark.unit
@@ -100,6 +107,9 @@ async def test_every_response_carries_the_security_headers() -> None:
             ("/?lang=en", 200),
             ("/j", 200),
             ("/call?lang=xx", 200),
+            ("/test", 200),
+            ("/test?lang=en", 200),
+            ("/static/connectiontest.css", 200),
             ("/static/call.js", 200),
             ("/static/style.css", 200),
             ("/static/nope.js", 404),

@@ -98,6 +98,13 @@ def test_credentials_are_rest_only_and_no_tcp_relay() -> None:
 
 
 @pytest.mark.unit
+def test_binding_requests_need_no_credentials() -> None:
+    # secure-stun would answer Chromium's Binding keepalives to the TURN server with 401
+    for dev in (True, False):
+        assert "secure-stun" not in render_shared_turn_config(_turn(dev=dev)).splitlines()
+
+
+@pytest.mark.unit
 def test_peer_ip_range_spans_the_network() -> None:
     assert peer_ip_range("10.0.0.0/8") == "10.0.0.0-10.255.255.255"
     assert peer_ip_range("fe80::/10") == "fe80::-febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff"
@@ -195,6 +202,11 @@ async def test_production_relay_refuses_loopback(production_turn: int) -> None:
         await client.connect()
         assert not await _permitted(client, "127.0.0.1")
         assert await _permitted(client, "8.8.8.8")
+
+
+@pytest.mark.media
+def test_an_unauthenticated_binding_request_gets_a_success(production_turn: int) -> None:
+    assert stun_answers(production_turn)  # a Binding success, not a 401
 
 
 @pytest.mark.media

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from aiohttp import web
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
-from . import logo, proxy, ws
+from . import connectiontest, logo, proxy, ws
 from .appkeys import HUB, METRICS, SETTINGS
 from .calls import Hub
 from .core.logo import LOGO_PATH
@@ -55,6 +55,7 @@ def init_app(settings: Settings, metrics_: Metrics | None = None) -> web.Applica
     app[SETTINGS] = settings
     app[METRICS] = metrics_ or Metrics()
     app.router.add_get("/ws", ws.websocket)
+    connectiontest.setup_routes(app)
     app.router.add_get(INTERNAL_PATH, proxy.internal)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -16,6 +16,7 @@ JOIN_RESULTS: Final = ("ok", *(c.value for c in ErrorCode))
 RELAYED_TYPES: Final = ("sdp", "ice", "e2e")
 MEDIA_RESULTS: Final = ("ok", "error")
 WRITE_RESULTS: Final = ("ok", "error")
+TEST_CREDENTIAL_RESULTS: Final = ("ok", "rate-limited")
 
 
 PREFIX: Final = "sprechzimmer_signaling"
@@ -60,6 +61,12 @@ class Metrics:
         )
         self.proxied = counter(
             "proxied_sockets_total", "Sockets forwarded to the session's owner replica."
+        )
+        self.test_credentials = counter(
+            "test_credentials_total",
+            "TURN credentials requested by the connection test page (/test).",
+            "result",
+            TEST_CREDENTIAL_RESULTS,
         )
         self.join_latency = Histogram(
             f"{PREFIX}_join_latency_seconds",

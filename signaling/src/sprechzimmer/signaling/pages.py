@@ -2,7 +2,8 @@
 
 Routes: ``/`` (start page: practice handle + access code), ``/j`` (invitation link landing; the
 token stays in the URL fragment, which browsers never send), ``/call`` (call page after code
-entry), ``/static/`` (the ES modules, CSS and images). Text comes from ``static/i18n.json``
+entry), ``/test`` (connection test, no code; its credentials come from ``connectiontest.py``),
+``/static/`` (the ES modules, CSS and images). Text comes from ``static/i18n.json``
 (German default, ``?lang=en`` English), rendered into the templates here so a page reads right
 before any script runs; the scripts read the same strings from a JSON data block.
 """
@@ -23,6 +24,7 @@ STATIC_DIR = _HERE / "static"
 TEMPLATES_DIR = _HERE / "templates"
 LANGUAGES = ("de", "en")
 DEFAULT_LANGUAGE = "de"
+PAGES = ("start", "call", "connectiontest")
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([a-zA-Z0-9_.]+)\s*\}\}")
 
@@ -53,14 +55,14 @@ def language(request: web.Request) -> str:
 
 
 class _Pages:
-    """Pre-rendered pages: two pages by two languages, built once at start. Each page is its
+    """Pre-rendered pages: three pages by two languages, built once at start. Each page is its
     template (the ``<main>``) inside ``layout.html`` (head, header, language switch)."""
 
     def __init__(self) -> None:
         strings = load_strings()
         layout = (TEMPLATES_DIR / "layout.html").read_text("utf-8")
         self._html: dict[tuple[str, str], bytes] = {}
-        for name in ("start", "call"):
+        for name in PAGES:
             page = layout.replace("<!-- page -->\n", (TEMPLATES_DIR / f"{name}.html").read_text())
             for lang in LANGUAGES:
                 extra = {
@@ -86,11 +88,12 @@ class _Pages:
 
 
 def setup_routes(app: web.Application) -> None:
-    """Register ``/``, ``/j``, ``/call`` and ``/static/`` on *app*."""
+    """Register ``/``, ``/j``, ``/call``, ``/test`` and ``/static/`` on *app*."""
     pages = _Pages()
     app.router.add_get("/", pages.handler("start"))
     app.router.add_get("/j", pages.handler("call"))
     app.router.add_get("/call", pages.handler("call"))
+    app.router.add_get("/test", pages.handler("connectiontest"))
     app.router.add_static("/static/", STATIC_DIR, append_version=False)
 
 

@@ -38,6 +38,7 @@ ADDON_ORDER: Final = ("turn", "operator", "signaling")
 _NEEDS: Final = {"signaling": ("turn",)}
 _STUN_MAGIC: Final = 0x2112A442
 _STUN_BINDING_REQUEST: Final = 0x0001
+_STUN_BINDING_SUCCESS: Final = 0x0101
 _T = TypeVar("_T")
 
 
@@ -141,10 +142,12 @@ def _http_ok(url: str) -> bool:
 
 
 def stun_answers(port: int, host: str = "127.0.0.1") -> bool:
-    """Does a STUN server answer a Binding request on ``host:port`` (UDP)?
+    """Does a STUN server answer an unauthenticated Binding request on ``host:port`` (UDP) with
+    a success?
 
-    Any answer counts, including the 401 a ``secure-stun`` server sends to an unauthenticated
-    request: it proves the server is listening.
+    Only a Binding success counts: it proves the server listens *and* answers the Binding
+    requests browsers send to a UDP TURN server without credentials (a ``secure-stun`` server's
+    401 would show up as an ICE candidate error in every call, see ``turn.py``).
     """
     transaction = secrets.token_bytes(12)
     request = struct.pack("!HHI", _STUN_BINDING_REQUEST, 0, _STUN_MAGIC) + transaction
@@ -152,7 +155,9 @@ def stun_answers(port: int, host: str = "127.0.0.1") -> bool:
         sock.settimeout(0.5)
         sock.sendto(request, (host, port))
         answer = sock.recv(2048)
-    return answer[4:8] == struct.pack("!I", _STUN_MAGIC) and answer[8:20] == transaction
+    return answer[:2] == struct.pack("!H", _STUN_BINDING_SUCCESS) and answer[4:20] == (
+        struct.pack("!I", _STUN_MAGIC) + transaction
+    )
 
 
 def start_turn(cluster: LocalCluster, context: AddonContext) -> dict[str, str]:

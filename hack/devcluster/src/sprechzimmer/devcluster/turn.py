@@ -9,6 +9,13 @@ cluster's own pod and service networks (which a cluster may take from public spa
 ``dev_loopback_peers`` is for the devcluster only: there both browsers run on this machine and
 their relayed candidates sit on 127.0.0.1, so the relay must reach 127.0.0.1. Production keeps
 it off.
+
+Unauthenticated STUN Binding requests are answered (no ``secure-stun``): Chromium uses every UDP
+TURN server in its ``iceServers`` as a STUN server too and sends it a Binding request without
+credentials every 10 s; ``secure-stun`` answers each with 401, an ``icecandidateerror`` in every
+call. The answer only tells a client its own public address (no ``OTHER-ADDRESS``, no
+``SOFTWARE``), and it gives 1:1 calls their server-reflexive candidates from the platform's own
+server, so two browsers behind NAT can connect directly when ``RELAY_ONLY`` is off.
 """
 
 from __future__ import annotations
@@ -57,7 +64,6 @@ HARDENING: tuple[str, ...] = (
     "no-rfc5780",  # no NAT behaviour discovery for strangers
     "no-stun-backward-compatibility",
     "response-origin-only-with-rfc5780",
-    "secure-stun",  # Binding requests need credentials too
     "no-software-attribute",  # do not announce the coturn version
     "stale-nonce=600",
     "max-allocate-lifetime=3600",

@@ -50,14 +50,15 @@ def render_coturn_config(settings: Settings) -> str:
         "no-multicast-peers",
         "no-tcp-relay",
         # No TLS/DTLS listeners (media is DTLS-SRTP end to end), no admin CLI, no STUN-only
-        # behaviour testing, no credentials in logs.
+        # behaviour testing, no credentials in logs. Binding requests are answered without
+        # credentials (no secure-stun): Chromium sends one to every UDP TURN server every 10 s
+        # and would log a 401 each time; the answer only tells a client its own address.
         "no-tls",
         "no-dtls",
         "no-cli",
         "no-rfc5780",
         "no-stun-backward-compatibility",
         "response-origin-only-with-rfc5780",
-        "secure-stun",
         # A browser allocates once per TURN URL (UDP and TCP) and local address family, and a
         # reconnect allocates again before the old allocation times out: 4 per seat in all was
         # too tight (486 Allocation Quota Reached in five-page Chromium calls).

@@ -160,6 +160,23 @@ class Limiter:
         return len(self._ips) + len(self._handles)
 
 
+class Allowance:
+    """Requests that cost something even when they succeed (credentials handed out without a
+    code): every request counts like a failure above, so an address gets ``policy.free + 1``
+    at once (the last of them starts the first wait), then growing delays, and the count decays
+    while it is quiet."""
+
+    def __init__(self, policy: Policy, max_keys: int = MAX_KEYS) -> None:
+        self._bucket = _Bucket(policy, max_keys)
+
+    def take(self, client: str, now: float) -> Verdict:
+        wait = self._bucket.wait(client, now)
+        if wait > 0:
+            return Verdict(False, max(1, int(wait + 0.999)))
+        self._bucket.fail(client, now)
+        return Verdict(True)
+
+
 class MessageBudget:
     """Frames one socket may send: ``rate`` per second, bursts up to ``burst`` (token bucket).
 

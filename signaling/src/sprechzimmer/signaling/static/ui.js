@@ -38,11 +38,15 @@ export function waitingText(scheduledStart) {
   return t("waiting.alone");
 }
 
+// Errors the connection test page (/test) can help with.
+const DEVICE_OR_NETWORK_ERRORS = new Set(["media-denied", "unsupported"]);
+
 export function showError(code, { retryAfter, scheduledStart, retry } = {}) {
   const when = scheduledStart ? localDateTime(scheduledStart) : {};
   const wait = retryAfter ? duration(retryAfter) : "";
   byId("error-text").textContent = t(`error.${code}`, { wait, ...when });
   byId("retry").hidden = !retry;
+  byId("connection-test").hidden = !DEVICE_OR_NETWORK_ERRORS.has(code);
 }
 
 export function showEnded(reason, { rejoin }) {
