@@ -1,0 +1,94 @@
+"""Staying in a group call when its parts fail: three Chromium pages through signaling and a
+real SFU + coturn (media-pod processes behind ``MEDIA_OVERRIDE``, as in test_browser_group.py).
+
+Faults, one after the other in the same call: a page's WebSocket is cut (its place at the SFU
+is kept for the resume, media never stops), then the SFU process is killed and started again
+on the same port as a container restart would (every participant and transport gone). The SFU
+(aiortc) cannot restart ICE, so each page's repair is a new connection on its seat, which the
+SFU takes as replacing the old participant. Recovery is read from each page's state log.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import support  # operator/tests/support.py, put on the path by conftest.py
+from browser import (
+    ONE_OPEN_CONNECTION,
+    chromium,
+    media_flowing,
+    new_context,
+    now_ms,
+    recovery_ms,
+    wait_for_state,
+)
+from lightkube import Client
+from local_media_pod import local_media_pod
+from playwright.async_api import Page
+from sprechzimmer.contract import SecretKey
+from test_browser_call import invitation
+
+pytestmark = [pytest.mark.browser, pytest.mark.media, pytest.mark.timeout(400)]
+
+RECOVERY_TARGET_MS = 4000
+TWO_PICTURES = "document.querySelectorAll('video[data-remote]').length === 2"
+
+
+async def everyone_sees_everyone(pages: list[Page]) -> None:
+    for page in pages:
+        await wait_for_state(page, "connected", 90)
+        await page.wait_for_function(TWO_PICTURES, timeout=60_000)
+        await page.wait_for_function(ONE_OPEN_CONNECTION, timeout=30_000)
+    for page in pages:
+        await media_flowing(page, streams=2, within=60)
+
+
+async def test_group_call_survives_a_cut_socket_and_an_sfu_crash(
+    operator: Any,
+    media_node: str,
+    start_signaling: Any,
+    namespace: str,
+    kube: Client,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    support.create_session(kube, namespace, "gruppe", clients=2)
+    async with (
+        local_media_pod(kube, namespace, "gruppe", monkeypatch, tmp_path) as pod,
+        chromium() as browser,
+    ):
+        signaling = start_signaling(media_override=pod.override)
+        invite = invitation(kube, namespace, "gruppe", signaling)
+        tokens = [
+            SecretKey.HOST_LINK_TOKEN,
+            SecretKey.CLIENT_LINK_TOKEN,
+            SecretKey.CLIENT_LINK_TOKEN,
+        ]
+        pages = []
+        for token in tokens:
+            context = await new_context(browser, record_peer_connections=True)
+            page = await context.new_page()
+            await page.goto(f"{signaling.url}/j#{invite[token.value]}")
+            await wait_for_state(page, "consent")
+            await page.click("button[name=consent]")
+            pages.append(page)
+        await everyone_sees_everyone(pages)
+
+        # A cut socket: the page resumes its seat; the SFU kept it, the connection carries on.
+        fault = await pages[1].evaluate(
+            "() => { const t = performance.now(); window.__testSockets.at(-1).close(); return t; }"
+        )
+        took = await recovery_ms(pages[1], fault)
+        print(f"group, cut WebSocket: {took:.0f} ms")
+        assert took <= RECOVERY_TARGET_MS
+        assert await pages[1].evaluate("window.__testPeerConnections.length") == 1
+
+        # The SFU crashes and comes back: every page rejoins on a new connection.
+        faults = [(page, await now_ms(page)) for page in pages]
+        await pod.sfu.crash_and_restart()
+        took_each = [await recovery_ms(page, at) for page, at in faults]
+        print(f"group, SFU killed and restarted: {[round(t) for t in took_each]} ms")
+        assert max(took_each) <= RECOVERY_TARGET_MS, took_each
+        await everyone_sees_everyone(pages)
