@@ -16,6 +16,7 @@ import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
+from typing import cast
 
 from playwright.async_api import BrowserContext
 
@@ -96,8 +97,7 @@ class AccessLink(asyncio.DatagramProtocol):
 
     # -- relaying
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self._listener = transport
+        self._listener = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
         if addr in self._dead:

@@ -279,23 +279,21 @@ async def now_ms(page: Page) -> float:
 
 
 async def recovery_ms(page: Page, fault_at: float, timeout_s: float = 30) -> float:
-    """Wait until the page has left ``connected`` after a fault at its time ``fault_at`` and is
-    back; returns the milliseconds from the fault to ``connected``, read from the page's own
-    state log (record_peer_connections), so the test's polling adds nothing to the number."""
+    """Wait until the page has left ``connected`` after a fault at its time ``fault_at``, is
+    back and media flows again; returns the milliseconds from the fault to the last entry into
+    ``connected``, read from the page's own state log (record_peer_connections), so the test's
+    polling adds nothing to the number (and a brief `connected` before the media path was
+    found dead does not count)."""
     left = """([fault]) => window.__testStates.some(([t, s]) => t >= fault && s !== "connected")"""
-    back = """([fault]) => {
-      const after = window.__testStates.filter(([t]) => t >= fault);
-      const left = after.findIndex(([, s]) => s !== "connected");
-      const again = left < 0 ? undefined : after.slice(left).find(([, s]) => s === "connected");
-      return again ? again[0] : false;
-    }"""
     try:
         await page.wait_for_function(left, arg=[fault_at], timeout=timeout_s * 1000)
-        handle = await page.wait_for_function(back, arg=[fault_at], timeout=timeout_s * 1000)
     except PlaywrightTimeoutError:
-        await wait_for_state(page, "connected", 0.1)  # fails with the page's texts and console
-        raise
-    return float(await handle.json_value()) - fault_at
+        raise AssertionError("the page never left connected after the fault") from None
+    await wait_for_state(page, "connected", timeout_s)
+    await media_flowing(page, within=timeout_s)
+    await wait_for_state(page, "connected", 0.1)
+    log: list[list[Any]] = await page.evaluate("window.__testStates")
+    return float(log[-1][0]) - fault_at
 
 
 async def _answers_stun(port: int) -> bool:
