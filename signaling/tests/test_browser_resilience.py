@@ -211,9 +211,9 @@ async def test_slow_link_lowers_video_first_and_keeps_audio(
     comes back by itself."""
     async with two_people(turn) as (host, client, link):
         await in_call(kube, namespace, signaling, host, client)
-        free = await client.evaluate(OUTBOUND_RATES, 3)
+        # The bandwidth estimate starts at 300 kbit/s and ramps up.
+        free = await rates_until(client, lambda r: r["videoKbps"] > 450, within=40)
         print(f"free link: {free}")
-        assert free["videoKbps"] > 400, free
 
         link.limit(400_000)
         # The video steps down (one rung per 2 s) until it fits beside the audio; the audio
