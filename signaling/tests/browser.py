@@ -291,8 +291,8 @@ async def recovery_ms(page: Page, fault_at: float, timeout_s: float = 30) -> flo
         raise AssertionError("the page never left connected after the fault") from None
     await wait_for_state(page, "connected", timeout_s)
     await media_flowing(page, within=timeout_s)
-    await wait_for_state(page, "connected", 0.1)
     log: list[list[Any]] = await page.evaluate("window.__testStates")
+    assert log[-1][1] == "connected", f"left connected again: {log[-5:]}"
     return float(log[-1][0]) - fault_at
 
 
