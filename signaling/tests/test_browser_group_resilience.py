@@ -10,14 +10,14 @@ SFU takes as replacing the old participant. Recovery is read from each page's st
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import support  # operator/tests/support.py, put on the path by conftest.py
+import pytest_asyncio
 from browser import (
     ONE_OPEN_CONNECTION,
-    chromium,
     media_flowing,
     new_context,
     now_ms,
@@ -25,10 +25,9 @@ from browser import (
     wait_for_state,
 )
 from lightkube import Client
-from local_media_pod import local_media_pod
+from local_media_pod import LocalMediaPod, group_call
 from playwright.async_api import Page
 from sprechzimmer.contract import SecretKey
-from test_browser_call import invitation
 
 pytestmark = [pytest.mark.browser, pytest.mark.media, pytest.mark.timeout(400)]
 
@@ -45,50 +44,49 @@ async def everyone_sees_everyone(pages: list[Page]) -> None:
         await media_flowing(page, streams=2, within=60)
 
 
-async def test_group_call_survives_a_cut_socket_and_an_sfu_crash(
-    operator: Any,
-    media_node: str,
+@pytest_asyncio.fixture
+async def group_pages(
     start_signaling: Any,
     namespace: str,
     kube: Client,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
-) -> None:
-    support.create_session(kube, namespace, "gruppe", clients=2)
-    async with (
-        local_media_pod(kube, namespace, "gruppe", monkeypatch, tmp_path) as pod,
-        chromium() as browser,
-    ):
-        signaling = start_signaling(media_override=pod.override)
-        invite = invitation(kube, namespace, "gruppe", signaling)
-        tokens = [
-            SecretKey.HOST_LINK_TOKEN,
-            SecretKey.CLIENT_LINK_TOKEN,
-            SecretKey.CLIENT_LINK_TOKEN,
-        ]
+) -> AsyncIterator[tuple[LocalMediaPod, list[Page]]]:
+    """The practice and two clients in one group call, each page in its own profile (the
+    test asks for the operator and the media node first)."""
+    async with group_call(kube, namespace, monkeypatch, tmp_path, start_signaling) as group:
+        invite = group.invite
+        keys = (SecretKey.HOST_LINK_TOKEN, SecretKey.CLIENT_LINK_TOKEN, SecretKey.CLIENT_LINK_TOKEN)
         pages = []
-        for token in tokens:
-            context = await new_context(browser, record_peer_connections=True)
-            page = await context.new_page()
-            await page.goto(f"{signaling.url}/j#{invite[token.value]}")
+        for key in keys:
+            page = await (await new_context(group.browser, record_peer_connections=True)).new_page()
+            await page.goto(f"{group.signaling.url}/j#{invite[key.value]}")
             await wait_for_state(page, "consent")
             await page.click("button[name=consent]")
             pages.append(page)
-        await everyone_sees_everyone(pages)
+        yield group.pod, pages
 
-        # A cut socket: the page resumes its seat; the SFU kept it, the connection carries on.
-        fault = await pages[1].evaluate(
-            "() => { const t = performance.now(); window.__testSockets.at(-1).close(); return t; }"
-        )
-        took = await recovery_ms(pages[1], fault)
-        print(f"group, cut WebSocket: {took:.0f} ms")
-        assert took <= RECOVERY_TARGET_MS
-        assert await pages[1].evaluate("window.__testPeerConnections.length") == 1
 
-        # The SFU crashes and comes back: every page rejoins on a new connection.
-        faults = [(page, await now_ms(page)) for page in pages]
-        await pod.sfu.crash_and_restart()
-        took_each = [await recovery_ms(page, at) for page, at in faults]
-        print(f"group, SFU killed and restarted: {[round(t) for t in took_each]} ms")
-        assert max(took_each) <= RECOVERY_TARGET_MS, took_each
-        await everyone_sees_everyone(pages)
+@pytest.mark.usefixtures("operator", "media_node")  # before group_pages: it needs them running
+async def test_group_call_survives_a_cut_socket_and_an_sfu_crash(
+    group_pages: tuple[LocalMediaPod, list[Page]],
+) -> None:
+    pod, pages = group_pages
+    await everyone_sees_everyone(pages)
+
+    # A cut socket: the page resumes its seat; the SFU kept it, the connection carries on.
+    fault = await pages[1].evaluate(
+        "() => { const t = performance.now(); window.__testSockets.at(-1).close(); return t; }"
+    )
+    took = await recovery_ms(pages[1], fault)
+    print(f"group, cut WebSocket: {took:.0f} ms")
+    assert took <= RECOVERY_TARGET_MS
+    assert await pages[1].evaluate("window.__testPeerConnections.length") == 1
+
+    # The SFU crashes and comes back: every page rejoins on a new connection.
+    faults = [(page, await now_ms(page)) for page in pages]
+    await pod.sfu.crash_and_restart()
+    took_each = [await recovery_ms(page, at) for page, at in faults]
+    print(f"group, SFU killed and restarted: {[round(t) for t in took_each]} ms")
+    assert max(took_each) <= RECOVERY_TARGET_MS, took_each
+    await everyone_sees_everyone(pages)
