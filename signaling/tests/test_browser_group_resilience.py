@@ -42,6 +42,10 @@ async def everyone_sees_everyone(pages: list[Page]) -> None:
         await page.wait_for_function(ONE_OPEN_CONNECTION, timeout=30_000)
     for page in pages:
         await media_flowing(page, streams=2, within=60)
+        # each person's quality, from the inbound stats of their slot
+        await page.wait_for_function(
+            "document.querySelectorAll('figure[data-tile][data-quality]').length === 2"
+        )
 
 
 @pytest_asyncio.fixture

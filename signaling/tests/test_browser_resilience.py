@@ -211,6 +211,10 @@ async def test_slow_link_lowers_video_first_and_keeps_audio(
     comes back by itself."""
     async with two_people(turn) as (host, client, link):
         await in_call(kube, namespace, signaling, host, client)
+        # Everyone's quality is shown, with a text alternative for screen readers.
+        for page in (host, client):
+            await page.wait_for_selector("figure[data-tile][data-quality] .quality[aria-label]")
+            await page.wait_for_selector("figure.self[data-quality] .quality[aria-label]")
         # The bandwidth estimate starts at 300 kbit/s and ramps up.
         free = await rates_until(client, lambda r: r["videoKbps"] > 450, within=40)
         print(f"free link: {free}")
@@ -227,6 +231,9 @@ async def test_slow_link_lowers_video_first_and_keeps_audio(
         await client.wait_for_selector("figure.self[data-video-paused]", timeout=40_000)
         await host.wait_for_selector("figure[data-tile][data-video-paused]", timeout=20_000)
         assert await client.inner_text("figure.self .notice") != ""
+        await client.wait_for_selector('figure.self[data-quality="poor"]', timeout=10_000)
+        label = await client.get_attribute("figure.self .quality", "aria-label")
+        assert label == "Connection: poor"  # the client's page is in English
         off = await client.evaluate(OUTBOUND_RATES, 3)
         print(f"90 kbit/s: {off}, up dropped {link.up.dropped}")
         assert off["videoKbps"] < 5, off

@@ -258,7 +258,10 @@ async function join() {
   call.offerTo = new Set(call.roster.map((p) => p.id)); // here before this page: it offers
   send("join", call.name ? { name: call.name } : {});
   if (!isGroup()) await syncLinks();
-  const stale = !call.sfu || call.sfuPeer !== call.welcome.you || ["failed", "closed"].includes(call.sfu.connectionState);
+  // Group: a new connection unless the current one is alive on this very seat (a resumed
+  // socket keeps its place at the SFU; a new seat has a new peer id there).
+  const stale = !call.sfu || call.sfuPeer !== call.welcome.you ||
+    ["failed", "closed"].includes(call.sfu.connectionState);
   if (isGroup() && stale) await connectSfu();
 }
 
