@@ -110,6 +110,15 @@ def turn_settings(port: int, expires_at: datetime | None = None) -> Settings:
 class Turn:
     port: int
     process: asyncio.subprocess.Process
+    config: Path | None = None
+
+    async def crash_and_restart(self) -> None:
+        """SIGKILL, then the same coturn on the same port again: every allocation is gone."""
+        assert self.config is not None
+        self.process.kill()
+        await self.process.wait()
+        self.process = await _spawn_turn(self.config)
+        await wait_for(lambda: _stun_ready(self.port), 15, "the restarted coturn to answer STUN")
 
     def credentials(self, lifetime: float = 3600) -> tuple[str, str]:
         creds = rest_credentials(TURN_SECRET, int(time.time() + lifetime), "test")
@@ -143,16 +152,19 @@ async def running_turn(workdir: Path) -> AsyncIterator[Turn]:
     port = free_port()
     config = workdir / f"turnserver-{port}.conf"
     config.write_text(render_coturn_config(turn_settings(port)))
-    log = (workdir / f"turnserver-{port}.log").open("wb")
-    process = await asyncio.create_subprocess_exec(
-        coturn_binary(), "-c", str(config), stdout=log, stderr=asyncio.subprocess.STDOUT
-    )
+    turn = Turn(port, await _spawn_turn(config), config)
     try:
         await wait_for(lambda: _stun_ready(port), 15, "coturn to answer STUN")
-        yield Turn(port, process)
+        yield turn
     finally:
-        await stop_process(process, 5)
-        log.close()
+        await stop_process(turn.process, 5)
+
+
+async def _spawn_turn(config: Path) -> asyncio.subprocess.Process:
+    with config.with_suffix(".log").open("ab") as log:  # the child keeps its own descriptor
+        return await asyncio.create_subprocess_exec(
+            coturn_binary(), "-c", str(config), stdout=log, stderr=asyncio.subprocess.STDOUT
+        )
 
 
 async def stop_process(process: asyncio.subprocess.Process, grace: float) -> int:

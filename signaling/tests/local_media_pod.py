@@ -26,6 +26,7 @@ from tests import support as media  # media-pod/tests/support.py
 @dataclass(frozen=True)
 class LocalMediaPod:
     sfu: media.Sfu
+    turn: media.Turn
     override: str  # signaling's MEDIA_OVERRIDE setting: the session -> these processes
 
 
@@ -49,7 +50,7 @@ async def local_media_pod(
                 "turn": f"127.0.0.1:{turn.port}",
             }
         }
-        yield LocalMediaPod(sfu=sfu, override=json.dumps(override))
+        yield LocalMediaPod(sfu=sfu, turn=turn, override=json.dumps(override))
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@ real SFU + coturn (media-pod processes behind ``MEDIA_OVERRIDE``, as in test_bro
 
 Faults, one after the other in the same call: a page's WebSocket is cut (its place at the SFU
 is kept for the resume, media never stops), then the SFU process is killed and started again
-on the same port as a container restart would (every participant and transport gone). The SFU
+on the same port as a container restart would (every participant and transport gone), then
+the pod's coturn the same way (every allocation gone). The SFU
 (aiortc) cannot restart ICE, so each page's repair is a new connection on its seat, which the
 SFU takes as replacing the old participant. Recovery is read from each page's state log.
 """
@@ -72,7 +73,7 @@ async def group_pages(
 
 
 @pytest.mark.usefixtures("operator", "media_node")  # before group_pages: it needs them running
-async def test_group_call_survives_a_cut_socket_and_an_sfu_crash(
+async def test_group_call_survives_a_cut_socket_an_sfu_crash_and_a_turn_crash(
     group_pages: tuple[LocalMediaPod, list[Page]],
 ) -> None:
     pod, pages = group_pages
@@ -92,5 +93,14 @@ async def test_group_call_survives_a_cut_socket_and_an_sfu_crash(
     await pod.sfu.crash_and_restart()
     took_each = [await recovery_ms(page, at) for page, at in faults]
     print(f"group, SFU killed and restarted: {[round(t) for t in took_each]} ms")
+    assert max(took_each) <= RECOVERY_TARGET_MS, took_each
+    await everyone_sees_everyone(pages)
+
+    # The pod's TURN server crashes and comes back: the allocations are gone, every page's
+    # media path is dead and each rejoins on a new connection (new allocation).
+    faults = [(page, await now_ms(page)) for page in pages]
+    await pod.turn.crash_and_restart()
+    took_each = [await recovery_ms(page, at) for page, at in faults]
+    print(f"group, TURN killed and restarted: {[round(t) for t in took_each]} ms")
     assert max(took_each) <= RECOVERY_TARGET_MS, took_each
     await everyone_sees_everyone(pages)
