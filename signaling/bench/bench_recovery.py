@@ -32,9 +32,12 @@ TESTS = [
     "signaling/tests/test_browser_group_resilience.py",
 ]
 TARGET_MS = 4000
-# What the tests print: "recovery after killing TURN: 3053 / 2676 ms",
-# "group, SFU killed and restarted: [2876, 2800, 2869] ms".
-LINE = re.compile(r"^(?P<fault>(?:recovery after |group, )[^:]+): (?P<values>[\d /\[\],.]+) ms$")
+# What the tests print: "recovery after killing TURN: 3053 / 2676 ms", "group, SFU killed and
+# restarted: [2876, 2800, 2869] ms (the SFU process back after 1310 ms)".
+LINE = re.compile(
+    r"^(?P<fault>(?:recovery after |group, )[^:]+): (?P<values>[\d /\[\],.]+) ms"
+    r"(?: \(the (?P<process>\w+) process back after (?P<restart>\d+) ms\))?$"
+)
 
 
 def run_once(pytest: Path) -> tuple[dict[str, list[float]], int]:
@@ -46,6 +49,10 @@ def run_once(pytest: Path) -> tuple[dict[str, list[float]], int]:
         if match:
             values = re.findall(r"\d+(?:\.\d+)?", match["values"])
             samples[match["fault"].removeprefix("recovery after ")].extend(map(float, values))
+            if match["restart"]:
+                samples[f"({match['process']} process restart itself)"].append(
+                    float(match["restart"])
+                )
     if done.returncode != 0:
         print(done.stdout[-3000:], file=sys.stderr)
     return samples, done.returncode
