@@ -45,7 +45,7 @@ def run_once(pytest: Path) -> tuple[dict[str, list[float]], int]:
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
     samples: dict[str, list[float]] = defaultdict(list)
     for line in done.stdout.splitlines():
-        match = LINE.match(line.strip())
+        match = LINE.search(line.strip().lstrip(".FEsx"))  # after pytest's progress marks
         if match:
             values = re.findall(r"\d+(?:\.\d+)?", match["values"])
             samples[match["fault"].removeprefix("recovery after ")].extend(map(float, values))

@@ -98,8 +98,10 @@ export class Monitor {
       iceConnectionState: link.pc.iceConnectionState,
       bytesReceived: link.expecting ? sample.bytesReceived : null,
     }, now);
+    const pending = ["new", "connecting"].includes(link.pc.connectionState) ||
+      link.pc.iceConnectionState === "checking";
     const step = nextAction(record.watch, now, {
-      canSignal: this.canSignal(), drives: link.drives, resumable: link.resumable,
+      canSignal: this.canSignal(), drives: link.drives, resumable: link.resumable, pending,
     });
     record.watch = step.watch;
     if (step.action !== "none") {

@@ -16,6 +16,10 @@ export const RETRY_MS = 2000;
 export const SILENT_MS = 1500;
 // ICE restarts before starting over with a new connection.
 export const RESUMES_BEFORE_REJOIN = 1;
+// An attempt still negotiating (ICE checking, DTLS handshaking) is not cut short by the next
+// one at 2 s — on a loaded machine a fresh connection's DTLS can take longer, and starting over
+// would never let one finish — but only up to this long.
+export const ATTEMPT_MAX_MS = 5000;
 
 export const Action = Object.freeze({
   NONE: "none",
@@ -69,15 +73,17 @@ export function isDown(watch) {
  * What to do about a link now: nothing, resume (ICE restart) or rejoin (new connection).
  * @param {object} watch the link's watch after observe()
  * @param {number} now milliseconds
- * @param {{canSignal: boolean, drives: boolean, resumable: boolean}} situation
+ * @param {{canSignal: boolean, drives: boolean, resumable: boolean, pending?: boolean}} situation
  *   canSignal: the socket is admitted (an offer can be sent); drives: this side repairs the link
  *   (1:1: the impolite side, so both never start over at once; group: always); resumable: the
- *   other end can restart ICE (1:1 browser yes, the SFU no)
+ *   other end can restart ICE (1:1 browser yes, the SFU no); pending: the link's connection is
+ *   still negotiating (the last attempt may yet succeed)
  * @returns {{action: string, watch: object}}
  */
-export function nextAction(watch, now, { canSignal, drives, resumable }) {
+export function nextAction(watch, now, { canSignal, drives, resumable, pending = false }) {
   if (!isDown(watch) || !canSignal || !drives) return { action: Action.NONE, watch };
-  if (watch.attempts > 0 && now - watch.lastAttemptAt < RETRY_MS) return { action: Action.NONE, watch };
+  const wait = pending ? ATTEMPT_MAX_MS : RETRY_MS;
+  if (watch.attempts > 0 && now - watch.lastAttemptAt < wait) return { action: Action.NONE, watch };
   const action = resumable && watch.attempts < RESUMES_BEFORE_REJOIN ? Action.RESUME : Action.REJOIN;
   return { action, watch: { ...watch, attempts: watch.attempts + 1, lastAttemptAt: now } };
 }
