@@ -21,8 +21,9 @@ from .core.protocol import Candidate, ErrorCode
 logger = logging.getLogger(__name__)
 POLL_SECONDS: Final = min(25, MAX_EVENTS_POLL_SECONDS)
 # An offer while the pod's SFU restarts (container restart, same address) is retried this long,
-# so a browser rejoining after the crash gets its answer as soon as the SFU is back.
-JOIN_RETRY_SECONDS: Final = 8.0
+# so a browser rejoining after the crash gets its answer as soon as the SFU is back (a Python
+# SFU took up to 9 s to serve again on a heavily loaded two-core machine).
+JOIN_RETRY_SECONDS: Final = 15.0
 JOIN_RETRY_EVERY_SECONDS: Final = 0.2
 RETRY_MAX_SECONDS: Final = 2.0
 _STATUS_CODES: Final = {

@@ -56,6 +56,9 @@ const call = {
   retryTimer: null,
   socketAttempts: 0, // new sockets tried since the last `welcome` (reconnect.js)
   sfuPeer: null, // the peer id the SfuLink was offered under (a new seat needs a new link)
+  // SfuLinks whose offers this socket sent, oldest first: signaling answers a socket's offers in
+  // order, so each answer belongs to the first; one for a link replaced meanwhile is dropped.
+  sfuOffers: [],
 };
 
 let state = null;
@@ -141,6 +144,7 @@ async function handle(msg) {
     case "welcome":
       call.admitted = true;
       call.socketAttempts = 0;
+      call.sfuOffers = []; // offers of an earlier socket are never answered
       call.wasAdmitted = true;
       call.welcome = msg;
       storeResume(msg.resume);
@@ -260,7 +264,8 @@ async function join() {
   if (!isGroup()) await syncLinks();
   // Group: a new connection unless the current one is alive on this very seat (a resumed
   // socket keeps its place at the SFU; a new seat has a new peer id there).
-  const stale = !call.sfu || call.sfuPeer !== call.welcome.you ||
+  // An offer of an earlier socket that was never answered will not be.
+  const stale = !call.sfu || call.sfuPeer !== call.welcome.you || !call.sfu.pc.remoteDescription ||
     ["failed", "closed"].includes(call.sfu.connectionState);
   if (isGroup() && stale) await connectSfu();
 }
@@ -277,6 +282,7 @@ async function connectSfu() {
     onChange: update,
   });
   showSlots();
+  call.sfuOffers.push(call.sfu);
   await call.sfu.offer();
 }
 
@@ -380,7 +386,8 @@ async function syncLinks() {
 
 async function acceptDescription(from, description) {
   if (from === "sfu") {
-    await call.sfu?.acceptDescription(description);
+    const offeredBy = call.sfuOffers.shift();
+    if (offeredBy === call.sfu) await call.sfu.acceptDescription(description);
     return;
   }
   if (!call.consented || !call.stream) return;
