@@ -16,8 +16,13 @@ export function sampleOf(report) {
   const pair =
     byId.get(transport?.selectedCandidatePairId) ??
     stats.find((s) => s.type === "candidate-pair" && s.nominated && s.state === "succeeded");
+  // Over every candidate pair, not just the selected one: right after an ICE restart media
+  // already flows on the new pair while the transport may still name the old one.
+  const bytesReceived = stats
+    .filter((s) => s.type === "candidate-pair")
+    .reduce((sum, s) => sum + (s.bytesReceived ?? 0), 0);
   const sample = {
-    bytesReceived: pair?.bytesReceived ?? 0,
+    bytesReceived,
     rttMs: pair?.currentRoundTripTime != null ? pair.currentRoundTripTime * 1000 : null,
     availableOutgoingBps: pair?.availableOutgoingBitrate ?? null,
     sendLoss: null,

@@ -41,7 +41,7 @@ export function newWatch() {
  * Fold one observation of a link into its watch.
  * @param {object} watch from newWatch() or a previous observe()
  * @param {{connectionState: string, iceConnectionState: string, bytesReceived: number|null}} sample
- *   the link's current connection: states and the bytes its selected candidate pair received
+ *   the link's current connection: states and the bytes its candidate pairs received
  *   (null when nobody sends to this page, e.g. alone with the SFU: silence then means nothing)
  * @param {number} now milliseconds (any monotonic clock)
  */
