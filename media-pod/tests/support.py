@@ -110,6 +110,15 @@ def turn_settings(port: int, expires_at: datetime | None = None) -> Settings:
 class Turn:
     port: int
     process: asyncio.subprocess.Process
+    config: Path | None = None
+
+    async def crash_and_restart(self) -> None:
+        """SIGKILL, then the same coturn on the same port again: every allocation is gone."""
+        assert self.config is not None
+        self.process.kill()
+        await self.process.wait()
+        self.process = await _spawn_turn(self.config)
+        await wait_for(lambda: _stun_ready(self.port), 15, "the restarted coturn to answer STUN")
 
     def credentials(self, lifetime: float = 3600) -> tuple[str, str]:
         creds = rest_credentials(TURN_SECRET, int(time.time() + lifetime), "test")
@@ -143,16 +152,19 @@ async def running_turn(workdir: Path) -> AsyncIterator[Turn]:
     port = free_port()
     config = workdir / f"turnserver-{port}.conf"
     config.write_text(render_coturn_config(turn_settings(port)))
-    log = (workdir / f"turnserver-{port}.log").open("wb")
-    process = await asyncio.create_subprocess_exec(
-        coturn_binary(), "-c", str(config), stdout=log, stderr=asyncio.subprocess.STDOUT
-    )
+    turn = Turn(port, await _spawn_turn(config), config)
     try:
         await wait_for(lambda: _stun_ready(port), 15, "coturn to answer STUN")
-        yield Turn(port, process)
+        yield turn
     finally:
-        await stop_process(process, 5)
-        log.close()
+        await stop_process(turn.process, 5)
+
+
+async def _spawn_turn(config: Path) -> asyncio.subprocess.Process:
+    with config.with_suffix(".log").open("ab") as log:  # the child keeps its own descriptor
+        return await asyncio.create_subprocess_exec(
+            coturn_binary(), "-c", str(config), stdout=log, stderr=asyncio.subprocess.STDOUT
+        )
 
 
 async def stop_process(process: asyncio.subprocess.Process, grace: float) -> int:
@@ -175,6 +187,24 @@ class Sfu:
     process: asyncio.subprocess.Process
     log_path: Path
     session: aiohttp.ClientSession
+    env: dict[str, str] = field(default_factory=dict)
+
+    async def healthy(self) -> bool:
+        if self.process.returncode is not None:
+            raise AssertionError(f"SFU exited: {self.log_path.read_text()[-2000:]}")
+        try:
+            async with self.session.get(self.url + "/healthz") as response:
+                return response.status == 200
+        except aiohttp.ClientError:
+            return False
+
+    async def crash_and_restart(self) -> None:
+        """SIGKILL, then the same command on the same port again, as the kubelet restarts a
+        crashed container: every participant and its transport are gone."""
+        self.process.kill()
+        await self.process.wait()
+        self.process = await _spawn_sfu(self.env, self.log_path)
+        await wait_for(self.healthy, 20, "the restarted SFU to serve /healthz")
 
     @property
     def headers(self) -> dict[str, str]:
@@ -225,29 +255,21 @@ async def running_sfu(
         "SPRECHZIMMER_GRACE_SECONDS": str(grace),
     }
     log_path = workdir / f"sfu-{port}.log"
-    log = log_path.open("wb")
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "sprechzimmer.media", "sfu", env=env, stdout=log, stderr=log
-    )
-    session = aiohttp.ClientSession()
-    sfu = Sfu(f"http://127.0.0.1:{port}", process, log_path, session)
-
-    async def healthy() -> bool:
-        if process.returncode is not None:
-            raise AssertionError(f"SFU exited: {log_path.read_text()[-2000:]}")
-        try:
-            async with session.get(sfu.url + "/healthz") as response:
-                return response.status == 200
-        except aiohttp.ClientError:
-            return False
-
+    process = await _spawn_sfu(env, log_path)
+    sfu = Sfu(f"http://127.0.0.1:{port}", process, log_path, aiohttp.ClientSession(), env)
     try:
-        await wait_for(healthy, 20, "the SFU to serve /healthz")
+        await wait_for(sfu.healthy, 20, "the SFU to serve /healthz")
         yield sfu
     finally:
-        await session.close()
-        await stop_process(process, grace + 5)
-        log.close()
+        await sfu.session.close()
+        await stop_process(sfu.process, grace + 5)
+
+
+async def _spawn_sfu(env: dict[str, str], log_path: Path) -> asyncio.subprocess.Process:
+    with log_path.open("ab") as log:  # the child keeps its own descriptor
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "sprechzimmer.media", "sfu", env=env, stdout=log, stderr=log
+        )
 
 
 # --------------------------------------------------------------------------- media sources

@@ -43,6 +43,22 @@ STATES = ("consent", "waiting", "connecting", "connected", "reconnecting", "ende
 
 _RECORD_PEER_CONNECTIONS = """
 (() => {
+  // The page's sockets (a test can cut one) and its call states with their times (recovery).
+  const OriginalSocket = window.WebSocket;
+  window.__testSockets = [];
+  window.WebSocket = function (...args) {
+    const ws = new OriginalSocket(...args);
+    window.__testSockets.push(ws);
+    return ws;
+  };
+  window.WebSocket.prototype = OriginalSocket.prototype;
+  Object.setPrototypeOf(window.WebSocket, OriginalSocket);
+  window.__testStates = [];
+  new MutationObserver(() => {
+    const state = document.querySelector("main")?.dataset.state;
+    const last = window.__testStates[window.__testStates.length - 1];
+    if (state && state !== last?.[1]) window.__testStates.push([performance.now(), state]);
+  }).observe(document, {subtree: true, attributes: true, attributeFilter: ["data-state"]});
   const Original = window.RTCPeerConnection;
   window.__testPeerConnections = [];
   window.__testIceLog = [];
@@ -211,44 +227,103 @@ async def screenshot(page: Page, directory: Path, name: str) -> Path:
     return path
 
 
-@asynccontextmanager
-async def shared_turn(workdir: Path, shared_key: str) -> AsyncIterator[str]:
+class SharedTurnProcess:
     """The shared 1:1 TURN server as ``make up`` runs it (Debian coturn on loopback,
-    ``use-auth-secret`` with ``keys.shared_turn_secret``); yields its ``turn:`` URL (UDP)."""
-    binary = shutil.which("turnserver")
-    assert binary, "coturn is not installed (make packages)"
-    port = free_udp_and_tcp_port()
-    config = workdir / f"turnserver-{port}.conf"
-    config.write_text(
-        render_shared_turn_config(
-            SharedTurn(
-                listen_ip="127.0.0.1",
-                port=port,
-                relay_ip="127.0.0.1",
-                secret=shared_turn_secret(shared_key.encode()),
-                # both browsers run here: their relayed candidates are on 127.0.0.1
-                dev_loopback_peers=True,
+    ``use-auth-secret`` with ``keys.shared_turn_secret``); can be killed and started again on
+    the same port (its allocations die with it, as in a crash of the real one)."""
+
+    def __init__(self, workdir: Path, shared_key: str) -> None:
+        self.port = free_udp_and_tcp_port()
+        self.url = f"turn:127.0.0.1:{self.port}?transport=udp"
+        self.workdir = workdir
+        self.config = workdir / f"turnserver-{self.port}.conf"
+        self.config.write_text(
+            render_shared_turn_config(
+                SharedTurn(
+                    listen_ip="127.0.0.1",
+                    port=self.port,
+                    relay_ip="127.0.0.1",
+                    secret=shared_turn_secret(shared_key.encode()),
+                    # both browsers run here: their relayed candidates are on 127.0.0.1
+                    dev_loopback_peers=True,
+                )
             )
         )
-    )
-    with (workdir / f"turnserver-{port}.log").open("wb") as log:
-        process = await asyncio.create_subprocess_exec(
-            binary, "-c", str(config), stdout=log, stderr=subprocess.STDOUT
-        )
-    try:
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        binary = shutil.which("turnserver")
+        assert binary, "coturn is not installed (make packages)"
+        with (self.workdir / f"turnserver-{self.port}.log").open("ab") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                binary, "-c", str(self.config), stdout=log, stderr=subprocess.STDOUT
+            )
         deadline = asyncio.get_running_loop().time() + 30
-        while not await _answers_stun(port):
-            assert process.returncode is None, "coturn exited"
+        while not await _answers_stun(self.port):
+            assert self.process.returncode is None, "coturn exited"
             assert asyncio.get_running_loop().time() < deadline, "coturn did not answer STUN"
-            await asyncio.sleep(0.1)  # poll interval of the wait, not a synchronisation
-        yield f"turn:127.0.0.1:{port}?transport=udp"
-    finally:
-        process.terminate()
+            await asyncio.sleep(0.05)  # poll interval of the wait, not a synchronisation
+
+    async def stop(self, *, kill: bool = False) -> None:
+        process, self.process = self.process, None
+        if process is None or process.returncode is not None:
+            return
+        if kill:
+            process.kill()
+        else:
+            process.terminate()
         with suppress(TimeoutError):
             await asyncio.wait_for(process.wait(), 10)
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+@asynccontextmanager
+async def shared_turn_process(workdir: Path, shared_key: str) -> AsyncIterator[SharedTurnProcess]:
+    turn = SharedTurnProcess(workdir, shared_key)
+    await turn.start()
+    try:
+        yield turn
+    finally:
+        await turn.stop()
+
+
+@asynccontextmanager
+async def shared_turn(workdir: Path, shared_key: str) -> AsyncIterator[str]:
+    """The shared TURN server (``SharedTurnProcess``); yields its ``turn:`` URL (UDP)."""
+    async with shared_turn_process(workdir, shared_key) as turn:
+        yield turn.url
+
+
+async def now_ms(page: Page) -> float:
+    """The page's clock (``performance.now()``), to time a fault against its state log."""
+    return float(await page.evaluate("performance.now()"))
+
+
+async def recovery_ms(page: Page, fault_at: float, timeout_s: float = 30) -> float:
+    """Wait until the page has left ``connected`` after a fault at its time ``fault_at``, is
+    back and media flows again; returns the milliseconds from the fault to the last entry into
+    ``connected``, read from the page's own state log (record_peer_connections), so the test's
+    polling adds nothing to the number (and a brief `connected` before the media path was
+    found dead does not count)."""
+    left = """([fault]) => window.__testStates.some(([t, s]) => t >= fault && s !== "connected")"""
+    try:
+        await page.wait_for_function(left, arg=[fault_at], timeout=timeout_s * 1000)
+    except PlaywrightTimeoutError:
+        raise AssertionError("the page never left connected after the fault") from None
+    # `connected` can come back before the media path is found dead (a resumed socket puts the
+    # other person back on the roster at once; a dead path is noticed after 1.5 s): only a
+    # `connected` that holds while media flows counts.
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        await wait_for_state(page, "connected", timeout_s)
+        await media_flowing(page, within=timeout_s)
+        await media_flowing(page, within=timeout_s)  # and still, a moment later
+        log: list[list[Any]] = await page.evaluate("window.__testStates")
+        if log[-1][1] == "connected":
+            return float(log[-1][0]) - fault_at
+        assert asyncio.get_running_loop().time() < deadline, f"not back for good: {log[-6:]}"
 
 
 async def _answers_stun(port: int) -> bool:

@@ -8,14 +8,17 @@ the shared key, and signaling reaches them through its dev/test-only MEDIA_OVERR
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import support  # operator/tests/support.py, put on the path by conftest.py
+from browser import chromium
 from lightkube import Client
+from playwright.async_api import Browser
 from sprechzimmer.contract.keys import control_token, turn_secret
 from tests import support as media  # media-pod/tests/support.py
 
@@ -23,6 +26,7 @@ from tests import support as media  # media-pod/tests/support.py
 @dataclass(frozen=True)
 class LocalMediaPod:
     sfu: media.Sfu
+    turn: media.Turn
     override: str  # signaling's MEDIA_OVERRIDE setting: the session -> these processes
 
 
@@ -46,4 +50,34 @@ async def local_media_pod(
                 "turn": f"127.0.0.1:{turn.port}",
             }
         }
-        yield LocalMediaPod(sfu=sfu, override=json.dumps(override))
+        yield LocalMediaPod(sfu=sfu, turn=turn, override=json.dumps(override))
+
+
+@dataclass(frozen=True)
+class GroupCall:
+    pod: LocalMediaPod
+    signaling: Any  # signaling_process.SignalingProcess
+    invite: dict[str, str]  # the codes Secret: links and codes
+    browser: Browser
+
+
+@asynccontextmanager
+async def group_call(
+    kube: Client,
+    namespace: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    start_signaling: Callable[..., Any],
+    clients: int = 2,
+) -> AsyncIterator[GroupCall]:
+    """A group session "gruppe" with its local media pod, signaling reaching it, its
+    invitation and one Chromium (the operator and the media node must be running)."""
+    from test_browser_call import invitation  # a test module: imported when used
+
+    support.create_session(kube, namespace, "gruppe", clients=clients)
+    async with (
+        local_media_pod(kube, namespace, "gruppe", monkeypatch, tmp_path) as pod,
+        chromium() as browser,
+    ):
+        signaling = start_signaling(media_override=pod.override)
+        yield GroupCall(pod, signaling, invitation(kube, namespace, "gruppe", signaling), browser)

@@ -15,10 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import support  # operator/tests/support.py, put on the path by conftest.py
 from browser import (
     ONE_OPEN_CONNECTION,
-    chromium,
     layout_problems,
     media_flowing,
     new_context,
@@ -26,9 +24,8 @@ from browser import (
     wait_for_state,
 )
 from lightkube import Client
-from local_media_pod import local_media_pod
+from local_media_pod import group_call
 from sprechzimmer.contract import SecretKey
-from test_browser_call import invitation
 
 pytestmark = [pytest.mark.browser, pytest.mark.media, pytest.mark.timeout(400)]
 
@@ -59,13 +56,8 @@ async def test_group_call_of_three_in_chromium(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
-    support.create_session(kube, namespace, "gruppe", clients=2)
-    async with (
-        local_media_pod(kube, namespace, "gruppe", monkeypatch, tmp_path) as pod,
-        chromium() as browser,
-    ):
-        signaling = start_signaling(media_override=pod.override)
-        invite = invitation(kube, namespace, "gruppe", signaling)
+    async with group_call(kube, namespace, monkeypatch, tmp_path, start_signaling) as group:
+        signaling, invite, browser = group.signaling, group.invite, group.browser
         links = [
             invite[SecretKey.HOST_LINK_TOKEN.value],
             invite[SecretKey.CLIENT_LINK_TOKEN.value],

@@ -87,6 +87,21 @@ def test_leave_frees_the_seat_and_closes_normally() -> None:
     assert room.seat_by_peer(client.seat.peer) is None
 
 
+def test_a_seat_is_held_while_a_socket_has_it() -> None:
+    """What decides whether a dropped group seat leaves the SFU after its grace period."""
+    room = Room(clients=1)
+    client = seat(room, Role.CLIENT, 1)
+    peer = client.seat.peer
+    assert room.holds(peer)
+    room.detach(1)
+    assert not room.holds(peer)  # waiting for a resume
+    seat(room, Role.CLIENT, 2, resume=client.seat.resume)
+    assert room.holds(peer)  # resumed on a new socket: same peer id
+    room.leave(2)
+    assert not room.holds(peer)  # given up
+    assert not room.holds("p-unknown000")
+
+
 def test_routing_only_between_joined_people() -> None:
     room = Room(clients=2)
     host = seat(room, Role.HOST, 1)

@@ -68,6 +68,10 @@ logger = logging.getLogger("sprechzimmer.signaling")
 HELLO_SECONDS = 15.0
 SEND_SECONDS = 10.0
 EMPTY_CALL_SECONDS = 3600.0
+# A group call's socket that closed without `leave` keeps its place at the media pod this long:
+# its media usually still flows (a signaling restart, a blip of the browser's network), and a
+# resume on the same seat finds it there. The SFU drops a silent participant by itself.
+POD_RESUME_GRACE_SECONDS = 10.0
 _END_REASON = {ErrorCode.EXPIRED: EndReason.EXPIRED, ErrorCode.CANCELLED: EndReason.CANCELLED}
 
 
@@ -238,7 +242,7 @@ class Hub:
                 await self.execute(call, call.room.detach(conn))
                 self.mark_presence(call)
                 if call.pod is not None and not call.ended:
-                    self.spawn(self._remove_from_pod(call.pod, seat.peer))
+                    self.spawn(self._remove_unless_resumed(call, call.pod, seat.peer))
             if not call.sockets:
                 call.empty_since = time.monotonic()
 
@@ -388,6 +392,11 @@ class Hub:
             call.speaker = speaker
             for ws in list(call.sockets.values()):
                 await send(ws, Speaker(speaker))
+
+    async def _remove_unless_resumed(self, call: Call, pod: MediaPod, peer: str) -> None:
+        await asyncio.sleep(POD_RESUME_GRACE_SECONDS)
+        if not call.room.holds(peer):
+            await self._remove_from_pod(pod, peer)
 
     async def _remove_from_pod(self, pod: MediaPod, peer: str) -> None:
         try:

@@ -20,6 +20,12 @@ from .core.protocol import Candidate, ErrorCode
 
 logger = logging.getLogger(__name__)
 POLL_SECONDS: Final = min(25, MAX_EVENTS_POLL_SECONDS)
+# An offer while the pod's SFU restarts (container restart, same address) is retried this long,
+# so a browser rejoining after the crash gets its answer as soon as the SFU is back (a Python
+# SFU took up to 9 s to serve again on a heavily loaded two-core machine).
+JOIN_RETRY_SECONDS: Final = 15.0
+JOIN_RETRY_EVERY_SECONDS: Final = 0.2
+RETRY_MAX_SECONDS: Final = 2.0
 _STATUS_CODES: Final = {
     400: ErrorCode.BAD_MESSAGE,
     413: ErrorCode.BAD_MESSAGE,
@@ -65,7 +71,17 @@ class MediaPod:
 
     async def join(self, peer: str, offer: str) -> str:
         body = {"participantId": peer, "type": "offer", "sdp": offer}
-        answer = await self._call("POST", "/participants", body, limit=20.0)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + JOIN_RETRY_SECONDS
+        while True:
+            try:
+                answer = await self._call("POST", "/participants", body, limit=20.0)
+                break
+            except MediaError as err:
+                # Unreachable (status 0): the SFU restarting; the browser's offer waits for it.
+                if err.status != 0 or loop.time() + JOIN_RETRY_EVERY_SECONDS > deadline:
+                    raise
+                await asyncio.sleep(JOIN_RETRY_EVERY_SECONDS)
         if not isinstance(answer, dict) or not isinstance(answer.get("sdp"), str):
             raise MediaError(0, "answer without sdp")
         return str(answer["sdp"])
@@ -99,11 +115,17 @@ class MediaPod:
 
 async def follow(pod: MediaPod, on_change: Callable[[Mapping[str, Any]], Awaitable[None]]) -> None:
     """Long-poll the pod's events forever; after each batch, hand the participant list (slots,
-    speaker) to ``on_change``. Errors back off and retry; cancel to stop."""
-    after, backoff = 0, 0.5
-    await on_change(await pod.participants())
+    speaker) to ``on_change``. Errors back off and retry; cancel to stop.
+
+    After an error the follower starts over from event 0 with a fresh participant list: an SFU
+    that restarted numbers its events from 1 again, and waiting for ids above the old ones would
+    miss every change of the new call."""
+    after, backoff, fresh = 0, 0.5, True
     while True:
         try:
+            if fresh:
+                await on_change(await pod.participants())
+                fresh = False
             events, after = await pod.events(after, POLL_SECONDS)
             backoff = 0.5
             if events:
@@ -111,4 +133,5 @@ async def follow(pod: MediaPod, on_change: Callable[[Mapping[str, Any]], Awaitab
         except MediaError as err:
             logger.info("media events retry", extra={"error": str(err)[:200]})
             await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 5.0)
+            backoff = min(backoff * 2, RETRY_MAX_SECONDS)
+            after, fresh = 0, True

@@ -88,6 +88,12 @@ class Room:
     def seat_by_peer(self, peer: str) -> Seat | None:
         return next((s for s in self._seats if s.peer == peer), None)
 
+    def holds(self, peer: str) -> bool:
+        """Whether a socket holds the seat ``peer`` now (false once it left or while it waits
+        for a resume)."""
+        seat = self.seat_by_peer(peer)
+        return seat is not None and seat.conn is not None
+
     def presence(self) -> Presence:
         present = [s for s in self._seats if s.conn is not None and s.joined]
         return Presence(len(present), any(s.role is Role.HOST for s in present))

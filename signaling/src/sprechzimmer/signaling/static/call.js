@@ -13,12 +13,13 @@ import { E2eeSession, e2eeSupported } from "./e2ee/session.js";
 import { p2pCode } from "./e2ee/verification.js";
 import * as e2eeView from "./e2ee/view.js";
 import { SfuLink } from "./group.js";
+import { Monitor } from "./monitor.js";
 import { PeerLink } from "./peer.js";
+import { Action, RETRY_MS, socketRetryDelay } from "./reconnect.js";
 import { Signaling } from "./signaling.js";
 import { State, callState } from "./state.js";
 import * as ui from "./ui.js";
 
-const RETRY_MS = 2000;
 const NOT_STARTED_RECHECK_MS = 60000;
 // Wrong input on the start page: go back there and show the error beside what was typed.
 const START_PAGE_ERRORS = new Set(["unknown-code", "rate-limited"]);
@@ -59,6 +60,11 @@ const call = {
   e2ee: null, // E2eeSession (group): keys and frame encryption, kept across rejoins
   slots: new Map(), // slot → peer id (group)
   retryTimer: null,
+  socketAttempts: 0, // new sockets tried since the last `welcome` (reconnect.js)
+  sfuPeer: null, // the peer id the SfuLink was offered under (a new seat needs a new link)
+  // SfuLinks whose offers this socket sent, oldest first: signaling answers a socket's offers in
+  // order, so each answer belongs to the first; one for a link replaced meanwhile is dropped.
+  sfuOffers: [],
 };
 
 let state = null;
@@ -83,6 +89,7 @@ function update() {
     notStarted: call.notStarted,
     links,
     others: call.roster.length,
+    mediaDown: monitor.anyDown(),
   }));
 }
 
@@ -142,6 +149,8 @@ async function handle(msg) {
   switch (msg.type) {
     case "welcome":
       call.admitted = true;
+      call.socketAttempts = 0;
+      call.sfuOffers = []; // offers of an earlier socket are never answered
       call.wasAdmitted = true;
       call.welcome = msg;
       storeResume(msg.resume);
@@ -207,7 +216,7 @@ function onClose(code) {
   } else if (!call.final) {
     const error = CLOSE_ERRORS[code];
     if (error) onError({ code: error });
-    else retryIn(RETRY_MS); // 1001 (server restart), 1006 (network), CLOSE_LOST (no pong), …
+    else retryIn(socketRetryDelay(call.socketAttempts++)); // 1001, 1006, CLOSE_LOST (no pong), …
   }
   update();
 }
@@ -250,6 +259,7 @@ function finish(final) {
   clearTimeout(call.retryTimer);
   for (const timer of call.offerWaits.values()) clearTimeout(timer);
   call.offerWaits.clear();
+  monitor.stop();
   for (const id of [...call.links.keys()]) dropLink(id);
   call.sfu?.close();
   call.sfu = null;
@@ -274,19 +284,13 @@ async function join() {
   call.offerTo = new Set(call.roster.map((p) => p.id)); // here before this page: it offers
   send("join", call.name ? { name: call.name } : {});
   if (!isGroup()) await syncLinks();
+  // Group: a new connection unless the current one is alive on this very seat (a resumed
+  // socket keeps its place at the SFU; a new seat has a new peer id there).
+  // An offer of an earlier socket that was never answered will not be.
+  const stale = !call.sfu || call.sfuPeer !== call.welcome.you || !call.sfu.pc.remoteDescription ||
+    ["failed", "closed"].includes(call.sfu.connectionState);
   if (isGroup()) await startE2ee();
-  if (isGroup() && (!call.sfu || ["failed", "closed"].includes(call.sfu.connectionState))) {
-    call.sfu?.close();
-    call.sfu = new SfuLink({
-      config: rtcConfig(),
-      stream: call.stream,
-      slots: Math.max((call.welcome.maxParticipants ?? 2) - 1, 1),
-      send,
-      onChange: update,
-      frames: call.e2ee,
-    });
-    await call.sfu.offer();
-  }
+  if (isGroup() && stale) await connectSfu();
 }
 
 /** Group: the page's end-to-end encryption (made once), told that this page (re)joined. */
@@ -300,6 +304,63 @@ async function startE2ee() {
   await call.e2ee.roster(call.roster.map((p) => p.id));
   await call.e2ee.joined();
 }
+
+/** Group: a (new) connection to the SFU on this seat; the SFU replaces an older one of it. */
+async function connectSfu() {
+  call.sfu?.close();
+  call.sfuPeer = call.welcome.you;
+  call.sfu = new SfuLink({
+    config: rtcConfig(),
+    stream: call.stream,
+    slots: Math.max((call.welcome.maxParticipants ?? 2) - 1, 1),
+    send,
+    onChange: update,
+    frames: call.e2ee,
+  });
+  showSlots();
+  call.sfuOffers.push(call.sfu);
+  await call.sfu.offer();
+}
+
+// --- staying connected (reconnect.js decides, monitor.js watches) ------------------------------
+
+/** The links monitor.js watches, described afresh on each of its ticks. */
+function watchedLinks() {
+  if (call.sfu) {
+    const tiles = [...call.slots].filter(([, id]) => id).map(([slot]) => ({
+      tile: `slot-${slot}`, mids: call.sfu.slotMids(slot),
+    }));
+    return [{
+      key: "sfu", pc: call.sfu.pc, drives: true, resumable: false, expecting: tiles.length > 0, tiles,
+    }];
+  }
+  return [...call.links].filter(([id]) => peer(id)).map(([id, link]) => ({
+    key: id,
+    pc: link.pc,
+    drives: !link.polite, // one side repairs, so both never start over at once
+    resumable: true,
+    expecting: true,
+    tiles: [{ tile: id, mids: link.receivingMids }],
+  }));
+}
+
+function repair(key, action) {
+  if (key === "sfu") {
+    void connectSfu().then(update).catch((error) => console.warn("sfu rejoin", error.name));
+  } else if (action === Action.RESUME) {
+    call.links.get(key)?.restartIce();
+  } else if (call.links.has(key)) {
+    dropLink(key); // the other side sees a new DTLS fingerprint and answers on a new link too
+    void newLink(key).offer().then(update).catch((error) => console.warn("rejoin", error.name));
+  }
+}
+
+const monitor = new Monitor({
+  links: watchedLinks,
+  canSignal: () => call.admitted && call.joined,
+  repair,
+  onChange: update,
+});
 
 function newLink(peerId) {
   const link = new PeerLink({
@@ -378,7 +439,8 @@ async function syncLinks() {
 
 async function acceptDescription(from, description) {
   if (from === "sfu") {
-    await call.sfu?.acceptDescription(description);
+    const offeredBy = call.sfuOffers.shift();
+    if (offeredBy === call.sfu) await call.sfu.acceptDescription(description);
     return;
   }
   if (!call.consented || !call.stream) return;
@@ -431,6 +493,7 @@ ui.onConsent(async (name, button) => {
   call.name = name;
   ui.showSelf(call.stream);
   attachControls(call.stream, () => [...call.links.values(), call.sfu].filter(Boolean));
+  monitor.start();
   if (!call.notStarted) await join();
   update();
 });

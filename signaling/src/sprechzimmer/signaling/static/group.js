@@ -62,6 +62,13 @@ export class SfuLink {
     if (description.type === "answer") await this.pc.setRemoteDescription(description);
   }
 
+  /** The mids of receive slot `slot`'s audio and video (for per-person stats). */
+  slotMids(slot) {
+    const pair = this.slotReceivers[slot];
+    const mid = (receiver) => this.pc.getTransceivers().find((t) => t.receiver === receiver)?.mid;
+    return pair ? [mid(pair.audio), mid(pair.video)].filter((m) => m != null) : [];
+  }
+
   /** The media of receive slot `slot` as one stream (audio and video together, for lip sync). */
   slotStream(slot) {
     const pair = this.slotReceivers[slot];

@@ -44,9 +44,13 @@ export class PeerLink {
       onStream(this.stream);
     });
     this.watchdog = null;
+    this.everConnected = false; // once up, repairs are monitor.js's (reconnect.js's policy)
     this.pc.addEventListener("connectionstatechange", () => {
-      if (this.pc.connectionState === "connected") clearTimeout(this.watchdog);
-      if (this.pc.connectionState === "failed" && this.offered) this.restart();
+      if (this.pc.connectionState === "connected") {
+        clearTimeout(this.watchdog);
+        this.everConnected = true;
+      }
+      if (this.pc.connectionState === "failed" && this.offered && !this.everConnected) this.restart();
       onChange();
     });
   }
@@ -92,8 +96,19 @@ export class PeerLink {
     if (!this.offered) return;
     // ICE is through and DTLS is still at it (a slow machine): a restart would only start over.
     if (["connected", "completed"].includes(this.pc.iceConnectionState)) return;
+    this.restartIce();
+  }
+
+  /** An ICE restart on this connection: new candidates and TURN allocations, same DTLS. */
+  restartIce() {
+    if (this.pc.connectionState === "closed") return;
     console.info("call: restarting ICE");
     this.offer({ iceRestart: true }).catch((error) => console.warn("ice restart", error));
+  }
+
+  /** The mids this connection receives media on (for per-person stats). */
+  get receivingMids() {
+    return this.pc.getTransceivers().filter((t) => t.mid !== null && t.currentDirection !== "sendonly").map((t) => t.mid);
   }
 
   /** Returns false when an offer crossed this side's own and is ignored (impolite side). */

@@ -6,7 +6,7 @@ export const State = Object.freeze({
   CONSENT: "consent", // admitted; waiting for the person to agree
   WAITING: "waiting", // joined but alone, or the appointment has not started
   CONNECTED: "connected", // media flowing with at least one other person
-  RECONNECTING: "reconnecting", // socket lost; retrying every 2 s with `resume`
+  RECONNECTING: "reconnecting", // socket or media path lost; retrying every 2 s
   ENDED: "ended", // left, expired, cancelled or replaced
   ERROR: "error", // could not join (error code shown)
 });
@@ -20,12 +20,14 @@ export const State = Object.freeze({
  * @param {boolean} facts.notStarted the appointment's start window is not reached
  * @param {string[]} facts.links connection states of the media links to other people
  * @param {number} facts.others other people joined (roster)
+ * @param {boolean} [facts.mediaDown] a media link that was up is down and being repaired
  */
-export function callState({ final, admitted, wasAdmitted, consented, notStarted, links, others }) {
+export function callState({ final, admitted, wasAdmitted, consented, notStarted, links, others, mediaDown = false }) {
   if (final) return final;
   if (!admitted) return wasAdmitted ? State.RECONNECTING : (notStarted ? State.WAITING : State.CONNECTING);
   if (!consented) return State.CONSENT;
   if (notStarted) return State.WAITING;
+  if (mediaDown && others > 0) return State.RECONNECTING;
   if (links.includes("connected") && others > 0) return State.CONNECTED;
   if (others > 0) return State.CONNECTING;
   return State.WAITING;
