@@ -34,7 +34,7 @@ from sprechzimmer.contract import SecretKey
 pytestmark = [pytest.mark.browser, pytest.mark.media, pytest.mark.timeout(400)]
 
 RECOVERY_TARGET_MS = 4000
-TWO_PICTURES = "document.querySelectorAll('video[data-remote]').length === 2"
+TWO_PICTURES = "() => document.querySelectorAll('video[data-remote]').length === 2"
 # Which of the page's connections is open (an index into the recorded ones).
 OPEN_CONNECTION = "window.__testPeerConnections.findIndex((pc) => pc.connectionState !== 'closed')"
 
@@ -48,7 +48,7 @@ async def everyone_sees_everyone(pages: list[Page]) -> None:
         await media_flowing(page, streams=2, within=60)
         # each person's quality, from the inbound stats of their slot
         await page.wait_for_function(
-            "document.querySelectorAll('figure[data-tile][data-quality]').length === 2"
+            "() => document.querySelectorAll('figure[data-tile][data-quality]').length === 2"
         )
 
 
