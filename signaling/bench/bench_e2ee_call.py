@@ -4,14 +4,9 @@ encrypt/decrypt time per frame, consent → first remote video frame (docs/bench
     .venv/bin/python signaling/bench/bench_e2ee_call.py [--window 30] [--settle 10] [--rounds 2]
 
 Runs through pytest for the real parts of test_browser_e2ee.py (control plane, operator,
-signaling process, SFU + coturn as local processes); not in ``testpaths``, never in ``make test``.
-Five separate Chromium processes join a fresh session one after another, once per variant:
-``encrypted`` (the product), and two bench-only stand-ins (the product has no clear mode):
-``copy`` (frame.js served by ``context.route`` with AES-GCM replaced by a plain copy in the same
-byte layout) and ``none`` (session.js with ``attach`` doing nothing: no transform). Per call: ms
-consent → first remote video decoded (getStats every 50 ms) for pages 1-4, then ``--settle`` s,
-then each Chromium process tree's CPU (/proc) over ``--window`` s with the frames decoded, the
-load average and the worker's per-frame timings. ``--rounds`` more encrypted calls add joins.
+signaling, SFU + coturn as local processes); not in ``testpaths``, never in ``make test``.
+Variants: ``encrypted`` (the product) and two bench-only stand-ins, ``copy`` (AES-GCM replaced by
+a plain copy in the same byte layout) and ``none`` (no frame transform attached).
 """
 
 from __future__ import annotations
@@ -46,12 +41,12 @@ from browser import (  # noqa: E402
 from lightkube import Client  # noqa: E402
 from local_media_pod import local_media_pod  # noqa: E402
 from playwright.async_api import Browser, BrowserContext, Page, Route  # noqa: E402
+from proctree import descendants, load_average, processes, tree_roots  # noqa: E402
 from sprechzimmer.contract import SecretKey  # noqa: E402
 from test_browser_call import invitation  # noqa: E402
 
 VARIANTS = ("encrypted", "copy", "none")
 PAGES = 5
-TICK = os.sysconf("SC_CLK_TCK")
 
 # Appended to frame.js (whose two exported functions are renamed to aes*): the plain copy of
 # the ``copy`` variant, in the layout of docs/e2ee.md with a zero tag and IV.
@@ -59,8 +54,7 @@ COPY_FUNCTIONS = """
 async function copyEncryptFrame(key, keyIndex, kind, data) {
   const out = new Uint8Array(data.length + OVERHEAD);
   out.set(data, 0);
-  out[out.length - 2] = IV_LENGTH;
-  out[out.length - 1] = keyIndex;
+  out.set([IV_LENGTH, keyIndex], out.length - 2);
   return out;
 }
 async function copyDecryptFrame(key, parsed) {
@@ -87,7 +81,6 @@ export async function decryptFrame(key, parsed) {
   return out;
 }
 """
-NO_TRANSFORM = "    return; // bench variant `none`: no frame transform\n"
 ATTACH = "  attach(endpoint, options) {\n"
 
 # Click consent, then poll getStats every 50 ms: ms until the first remote video decodes a frame
@@ -129,7 +122,7 @@ def frame_source(real: str, variant: str) -> str:
 def session_source(real: str) -> str:
     """session.js of the ``none`` variant: ``attach`` returns at once."""
     assert real.count(ATTACH) == 1, "session.js changed: update the bench"
-    return real.replace(ATTACH, ATTACH + NO_TRANSFORM)
+    return real.replace(ATTACH, ATTACH + "    return; // bench variant `none`: no transform\n")
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -158,52 +151,6 @@ def timing_summary(samples: list[float]) -> dict[str, dict[str, float | int | No
     }
 
 
-Table = dict[int, tuple[str, int, float]]
-
-
-def _stat(pid: int) -> tuple[str, int, float]:
-    """comm, parent pid and utime + stime (s) of ``pid``."""
-    text = Path(f"/proc/{pid}/stat").read_text()
-    comm = text[text.index("(") + 1 : text.rindex(")")]
-    fields = text.rsplit(")", 1)[1].split()
-    return comm, int(fields[1]), (int(fields[11]) + int(fields[12])) / TICK
-
-
-def processes() -> Table:
-    """Every live process: pid → (comm, parent pid, CPU seconds)."""
-    found: Table = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                found[int(entry.name)] = _stat(int(entry.name))
-            except (FileNotFoundError, ProcessLookupError, ValueError):
-                continue  # gone meanwhile
-    return found
-
-
-def descendants(table: Table, root: int) -> set[int]:
-    """``root`` and every process under it."""
-    tree = {root}
-    while True:
-        grown = tree | {pid for pid, (_, parent, _) in table.items() if parent in tree}
-        if grown == tree:
-            return tree
-        tree = grown
-
-
-def chromium_roots(table: Table) -> set[int]:
-    """Browser processes started by this process (a chromium whose parent is not one)."""
-
-    def chromium(pid: int) -> bool:
-        return table.get(pid, ("", 0, 0.0))[0].startswith("chromium")
-
-    return {
-        pid
-        for pid in descendants(table, os.getpid())
-        if chromium(pid) and not chromium(table[pid][1])
-    }
-
-
 def noisy_camera(directory: Path, width: int, height: int) -> Path:
     """A 2 s looping Y4M clip (15 fps): grey with noise in the top quarter. The tests' bars make
     ~140-byte VP8 frames, full-frame noise ~16 KB ones at a few fps on a busy machine; this
@@ -216,10 +163,6 @@ def noisy_camera(directory: Path, width: int, height: int) -> Path:
         for _ in range(30):
             clip.write(b"FRAME\n" + noise.randbytes(width * height // 4) + grey)
     return path
-
-
-def load_average() -> str:
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 async def routed_context(browser: Browser, variant: str) -> BrowserContext:
@@ -333,9 +276,8 @@ def summary(results: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.mark.bench
+@pytest.mark.usefixtures("operator", "media_node")
 async def test_bench_e2ee_call(
-    operator: Any,
-    media_node: str,
     start_signaling: Any,
     namespace: str,
     kube: Client,
@@ -344,8 +286,8 @@ async def test_bench_e2ee_call(
     bench_options: argparse.Namespace,
 ) -> None:
     options = bench_options
-    # One fresh session (own SFU + coturn) per call: every call starts from the same state.
-    # (session, variant, measured): the variants interleaved, then join-only encrypted calls.
+    # (session, variant, measured): a fresh session (own SFU + coturn) per call, the variants
+    # interleaved, then join-only encrypted calls.
     calls = [(f"{v}-{r}", v, True) for r in range(options.repeat) for v in options.variants]
     calls += [(f"joins-{r}", "encrypted", False) for r in range(options.rounds)]
     for name, _, _ in calls:
@@ -361,9 +303,9 @@ async def test_bench_e2ee_call(
             override |= json.loads(pod.override)
         browsers, roots = [], []
         for _ in range(PAGES):
-            known = chromium_roots(processes())
+            known = tree_roots(processes(), os.getpid(), "chromium")
             browsers.append(await stack.enter_async_context(chromium(camera=camera)))
-            (root,) = chromium_roots(processes()) - known
+            (root,) = tree_roots(processes(), os.getpid(), "chromium") - known
             roots.append(root)
         signaling = start_signaling(media_override=json.dumps(override))
         indexed = "sprechzimmer_signaling_sessions_indexed"
@@ -396,7 +338,6 @@ async def test_bench_e2ee_call(
             await leave(pages)
     results["summary"] = summary(results)
     print("summary", json.dumps(results["summary"]))
-    print(json.dumps(results))
     if options.json:
         options.json.write_text(json.dumps(results, indent=2))
 
