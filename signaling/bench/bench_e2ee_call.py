@@ -225,7 +225,10 @@ async def frame_timing(page: Page, reset: bool) -> list[float]:
 
 async def measure(pages: list[Page], roots: list[int], window: float, timed: bool) -> Any:
     """CPU % (of one core) of each Chromium tree and frames decoded per page over ``window``."""
-    decoded = [(await inbound_stats(page))["framesDecoded"] for page in pages]
+    decoded, counted = (
+        [(await inbound_stats(page))["framesDecoded"] for page in pages],
+        time.monotonic(),
+    )
     for page in pages if timed else []:
         await frame_timing(page, reset=True)
     load_before, before, start = load_average(), processes(), time.monotonic()
@@ -238,7 +241,8 @@ async def measure(pages: list[Page], roots: list[int], window: float, timed: boo
         used = sum(after[p][2] - before.get(p, ("", 0, 0.0))[2] for p in descendants(after, root))
         cpu.append(round(100 * used / elapsed, 1))
     fps = [
-        round(((await inbound_stats(page))["framesDecoded"] - d) / elapsed, 1)
+        # Over the time between the counts (the window plus reading the samples), not the window.
+        round(((await inbound_stats(page))["framesDecoded"] - d) / (time.monotonic() - counted), 1)
         for page, d in zip(pages, decoded, strict=True)
     ]
     return {
