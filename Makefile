@@ -45,7 +45,7 @@ lint: dev ## ruff, formatting, mypy and the import-direction contracts (.importl
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy $(addsuffix /src,$(COMPONENTS)) hack/bench media-pod/bench
 	MYPYPATH=operator/tests:operator/bench $(BIN)/mypy --follow-imports=silent operator/bench
-	MYPYPATH=signaling/tests $(BIN)/mypy --follow-imports=silent signaling/bench
+	MYPYPATH=signaling/tests:operator/tests:signaling/bench $(BIN)/mypy --follow-imports=silent signaling/bench
 	$(BIN)/lint-imports
 
 test-unit: dev ## only the tests that need no processes
