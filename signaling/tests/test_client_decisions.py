@@ -140,6 +140,33 @@ async def test_repair_resumes_first_then_rejoins_every_2_s(page: Page) -> None:
     assert delays == [0, 2000, 2000, 2000]
 
 
+async def test_a_connection_to_the_sfu_that_never_came_up_is_started_over(page: Page) -> None:
+    body = """
+      const connecting = {connectionState: "connecting", iceConnectionState: "checking", bytesReceived: 0};
+      const failed = {connectionState: "failed", iceConnectionState: "failed", bytesReceived: 0};
+      const group = {canSignal: true, drives: true, resumable: false, pending: true};
+      const steps = [];
+      let w = m.newWatch();
+      const at = (now, sample, situation = group) => {
+        w = m.observe(w, sample, now);
+        const step = m.nextAction(w, now, situation);
+        w = step.watch;
+        steps.push(step.action);
+      };
+      at(0, connecting);
+      at(14000, connecting);                        // still trying: left alone
+      at(15000, connecting);                        // 15 s without connecting: a new one
+      at(16000, failed);                            // the new one failed at once …
+      at(17000, failed);                            // … 2 s after the attempt: again
+      at(18000, connecting, {...group, canSignal: false}); // socket down: wait for it
+      at(100, connecting, {...group, resumable: true});    // 1:1: PeerLink's own restart
+      return steps;
+    """
+    assert await run(page, "reconnect.js", body) == [
+        *("none", "none", "rejoin", "none", "rejoin", "none", "none"),
+    ]
+
+
 # --- degrade.js -----------------------------------------------------------------------------
 
 

@@ -20,6 +20,11 @@ export const RESUMES_BEFORE_REJOIN = 1;
 // one at 2 s — on a loaded machine a fresh connection's DTLS can take longer, and starting over
 // would never let one finish — but only up to this long.
 export const ATTEMPT_MAX_MS = 5000;
+// A group page's connection to the SFU that never came up is started over when it failed, or
+// after this long without connecting (a first TURN allocation or DTLS handshake that never
+// finishes would otherwise leave the page in `connecting` for good). 1:1 links have PeerLink's
+// own restart for this.
+export const FIRST_CONNECT_MS = 15000;
 
 export const Action = Object.freeze({
   NONE: "none",
@@ -34,7 +39,10 @@ export function socketRetryDelay(attempt) {
 
 /** A media link's watch before it was ever up: nothing to repair yet. */
 export function newWatch() {
-  return { up: false, wasUp: false, connected: false, bytes: 0, lastBytesAt: 0, downSince: null, attempts: 0, lastAttemptAt: 0 };
+  return {
+    up: false, wasUp: false, connected: false, failed: false, firstSeenAt: null, bytes: 0, lastBytesAt: 0,
+    downSince: null, attempts: 0, lastAttemptAt: 0,
+  };
 }
 
 /**
@@ -53,6 +61,8 @@ export function observe(watch, { connectionState, iceConnectionState, bytesRecei
   }
   next.bytes = bytesReceived ?? watch.bytes;
   next.connected = connected;
+  next.failed = connectionState === "failed";
+  next.firstSeenAt = watch.firstSeenAt ?? now;
   next.up = connected && now - next.lastBytesAt <= SILENT_MS;
   if (next.up) {
     next.wasUp = true;
@@ -81,9 +91,21 @@ export function isDown(watch) {
  * @returns {{action: string, watch: object}}
  */
 export function nextAction(watch, now, { canSignal, drives, resumable, pending = false }) {
-  if (!isDown(watch) || !canSignal || !drives) return { action: Action.NONE, watch };
+  if (!canSignal || !drives) return { action: Action.NONE, watch };
+  if (!watch.wasUp && !resumable) return firstConnect(watch, now);
+  if (!isDown(watch)) return { action: Action.NONE, watch };
   const wait = pending ? ATTEMPT_MAX_MS : RETRY_MS;
   if (watch.attempts > 0 && now - watch.lastAttemptAt < wait) return { action: Action.NONE, watch };
   const action = resumable && watch.attempts < RESUMES_BEFORE_REJOIN ? Action.RESUME : Action.REJOIN;
   return { action, watch: { ...watch, attempts: watch.attempts + 1, lastAttemptAt: now } };
+}
+
+/** A connection to the SFU that never came up: a new one once it failed or took too long. */
+function firstConnect(watch, now) {
+  const since = watch.attempts > 0 ? watch.lastAttemptAt : watch.firstSeenAt;
+  const failedFor = watch.failed ? now - since >= RETRY_MS : false;
+  if (since === null || (!failedFor && now - since < FIRST_CONNECT_MS)) {
+    return { action: Action.NONE, watch };
+  }
+  return { action: Action.REJOIN, watch: { ...watch, attempts: watch.attempts + 1, lastAttemptAt: now } };
 }
