@@ -142,7 +142,8 @@ async def test_repair_resumes_first_then_rejoins_every_2_s(page: Page) -> None:
 
 async def test_a_connection_to_the_sfu_that_never_came_up_is_started_over(page: Page) -> None:
     body = """
-      const connecting = {connectionState: "connecting", iceConnectionState: "checking", bytesReceived: 0};
+      const connecting =
+        {connectionState: "connecting", iceConnectionState: "checking", bytesReceived: 0};
       const failed = {connectionState: "failed", iceConnectionState: "failed", bytesReceived: 0};
       const group = {canSignal: true, drives: true, resumable: false, pending: true};
       const steps = [];
