@@ -288,6 +288,14 @@ async def read_e2e(person: Person, peer: E2eePeer, inbox: list[dict[str, Any]]) 
                 )
 
 
+async def ask_for_key_frames(client: media.Client) -> None:
+    """A PLI for every receive slot each second (the SFU passes one a second to a publisher)."""
+    while True:
+        for slot in range(len(client.receive)):
+            await client.receive[slot][1].receiver._send_rtcp_pli(client.slot_ssrc(slot, "video"))
+        await asyncio.sleep(1)  # the request interval of a receiver, not a synchronisation
+
+
 async def test_the_media_pod_sees_only_ciphertext_and_a_leaver_is_locked_out(
     operator: Any,
     media_node: str,
@@ -363,14 +371,15 @@ async def test_the_media_pod_sees_only_ciphertext_and_a_leaver_is_locked_out(
             everyone = [lena.public.hex(), *(k.hex() for k in lena.public_keys.values())]
             assert verification_code("group", everyone) == code_of_three
 
-            # The capture asks for key frames (as a new subscriber would): Lena can decode them.
-            for slot in range(len(client.receive)):
-                await client.receive[slot][1].receiver._send_rtcp_pli(
-                    client.slot_ssrc(slot, "video")
+            # The capture keeps asking for key frames, as a subscriber's browser does while it
+            # cannot decode: one made after the page switched to the ratcheted key lets Lena in.
+            asking = asyncio.create_task(ask_for_key_frames(client))
+            try:
+                await media.wait_for(
+                    lambda: decoded_with_key(lena, capture) >= 10, 60, "Lena to decode both pages"
                 )
-            await media.wait_for(
-                lambda: decoded_with_key(lena, capture) >= 10, 60, "Lena to decode both pages"
-            )
+            finally:
+                asking.cancel()
             # Every frame the SFU forwarded, from each page's first on, is in the encrypted
             # format; those from before Lena joined do not open with her keys (the ratchet on a
             # join is one way), all from her join on do: AES-GCM under the pages' sender keys.
