@@ -159,8 +159,8 @@ async def test_the_endpoint_hands_out_credentials_that_allocate_then_expire(
     await allocate(url, server)  # the real coturn accepts them
     # until they are past (coturn compares whole seconds): waiting on the clock itself
     await asyncio.sleep(body["expiresAt"] + 1 - time.time())
-    # coturn reads a clock it advances once a second per thread, so a request right after the
-    # expiry can still pass (1 of 8 runs): refused within EXPIRY_GRACE_SECONDS of it.
+    # coturn can still accept a request right after the expiry (1 of 8 runs, likely its cached
+    # clock): it must refuse within EXPIRY_GRACE_SECONDS of it.
     deadline = body["expiresAt"] + EXPIRY_GRACE_SECONDS
     while (error := await allocation_error(url, server)) is None:
         assert time.time() < deadline, "coturn still accepts expired test credentials"
